@@ -1,0 +1,127 @@
+//! Errors of the core library: one enum per stage, wrapped by [`Error`].
+
+use std::path::PathBuf;
+
+/// Any error of the core library.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Extraction.
+    #[error(transparent)]
+    Extract(#[from] ExtractError),
+    /// Graph store.
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+}
+
+/// Result alias of the core library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Configuration errors.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{}: cannot read config: {source}", path.display())]
+    Read {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The YAML is malformed or has an unknown key.
+    #[error("{}: {message}", path.display())]
+    Parse {
+        /// File.
+        path: PathBuf,
+        /// The parser's message (names the key and line).
+        message: String,
+    },
+    /// Values are out of range; every problem names its YAML path.
+    #[error("{}invalid configuration: {}", path.as_ref().map(|p| format!("{}: ", p.display())).unwrap_or_default(), problems.join("; "))]
+    Invalid {
+        /// File, when one was given.
+        path: Option<PathBuf>,
+        /// `key: problem` lines.
+        problems: Vec<String>,
+    },
+}
+
+/// Extraction errors (bad files are not errors: they are skipped and counted).
+#[derive(Debug, thiserror::Error)]
+pub enum ExtractError {
+    /// The repository path does not exist.
+    #[error("{}: no such directory; pass the path of a repository checkout", path.display())]
+    RepoMissing {
+        /// Path given.
+        path: PathBuf,
+    },
+    /// The repository path is not a directory.
+    #[error("{}: not a directory; pass the repository's root folder, not a file", path.display())]
+    NotADirectory {
+        /// Path given.
+        path: PathBuf,
+    },
+    /// I/O on the workspace (cache files).
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The run was cancelled.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+/// Graph store errors.
+#[derive(Debug, thiserror::Error)]
+pub enum GraphError {
+    /// Another process holds the workspace.
+    #[error("{}: workspace is locked by another nanodex process (pid {pid}); wait for it to finish or use another --workspace", path.display())]
+    Locked {
+        /// Lock file.
+        path: PathBuf,
+        /// Holder's pid, as written in the lock file (`?` when unknown).
+        pid: String,
+    },
+    /// No graph has been written yet.
+    #[error("{}: no code graph yet; run `nanodex extract <REPO> --workspace {}` first", path.display(), workspace.display())]
+    Empty {
+        /// Store location.
+        path: PathBuf,
+        /// Workspace.
+        workspace: PathBuf,
+    },
+    /// A SurrealDB call failed.
+    #[error("graph store: {context}: {message}")]
+    Db {
+        /// What was being done.
+        context: String,
+        /// SurrealDB's message.
+        message: String,
+    },
+    /// Workspace file I/O.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// `graph query` was given a statement that writes.
+    #[error("graph query is read-only: `{0}` is not allowed")]
+    ReadOnly(String),
+    /// No node matched.
+    #[error("no node named `{0}`; try `nanodex graph query \"SELECT qname FROM function WHERE name ~ '{0}'\"`")]
+    NotFound(String),
+}
+
+impl GraphError {
+    pub(crate) fn db(context: impl Into<String>) -> impl FnOnce(surrealdb::Error) -> GraphError {
+        let context = context.into();
+        move |err| GraphError::Db { context, message: err.to_string() }
+    }
+}

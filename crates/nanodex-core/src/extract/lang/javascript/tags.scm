@@ -1,0 +1,23 @@
+; JavaScript: definitions, references and imports for nanodex (capture names as in python/tags.scm).
+
+(class_declaration name: (identifier) @name) @def.class
+(function_declaration name: (identifier) @name) @def.function
+(generator_function_declaration name: (identifier) @name) @def.function
+(method_definition name: (property_identifier) @name) @def.function
+(variable_declarator name: (identifier) @name value: [(arrow_function) (function_expression)]) @def.function
+
+(call_expression function: (identifier) @name) @ref.call
+(call_expression function: (member_expression object: (_) @receiver property: (property_identifier) @name)) @ref.call
+(new_expression constructor: (identifier) @name) @ref.new
+(new_expression constructor: (member_expression object: (_) @receiver property: (property_identifier) @name)) @ref.new
+(throw_statement (new_expression constructor: (identifier) @name)) @ref.throw
+
+(class_heritage (identifier) @name) @ref.extends
+(class_heritage (member_expression object: (_) @receiver property: (property_identifier) @name)) @ref.extends
+
+(import_statement) @import
+(variable_declarator value: (call_expression function: (identifier) @_req arguments: (arguments (string))) (#eq? @_req "require")) @import
+
+(variable_declarator name: (identifier) @local.name value: (new_expression constructor: (identifier) @local.type)) @local
+(assignment_expression left: (member_expression object: (this) property: (property_identifier) @local.name)
+  right: (new_expression constructor: (identifier) @local.type)) @local.member

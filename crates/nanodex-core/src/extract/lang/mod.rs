@@ -1,0 +1,156 @@
+//! Languages: detection by extension and shebang, grammars, and the per-language query files.
+//!
+//! Each language is a folder with a `tags.scm` query file (what is a definition, a call, a throw, a base type,
+//! an import) and a small `mod.rs` for what a query cannot say (import statements, names of C declarators).
+//! Adding a language means adding a folder and one arm in [`Lang`]'s tables.
+
+mod c;
+mod cpp;
+mod java;
+mod javascript;
+mod python;
+mod typescript;
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use serde::{Deserialize, Serialize};
+use tree_sitter::{Language, Node, Query};
+
+use super::facts::Import;
+
+/// A supported source language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Lang {
+    /// Python 3.
+    Python,
+    /// Java.
+    Java,
+    /// C++.
+    Cpp,
+    /// C.
+    C,
+    /// JavaScript (also JSX).
+    JavaScript,
+    /// TypeScript (also TSX).
+    TypeScript,
+}
+
+/// Per-language hooks that a query file cannot express.
+pub(crate) struct LangSpec {
+    pub language: fn() -> Language,
+    pub query_src: &'static str,
+    /// Turns an `@import` node into import records.
+    pub imports: fn(Node<'_>, &str, &mut Vec<Import>),
+    /// Name (and explicit qualifier) of a definition node whose query gave no `@name`.
+    pub def_name: fn(Node<'_>, &str) -> Option<(String, Vec<String>)>,
+    /// Separator of qualified names as written in this language.
+    pub scope_sep: &'static str,
+    /// Words that are the receiver of a method call on the current object.
+    pub self_words: &'static [&'static str],
+}
+
+impl Lang {
+    /// Every language, in a fixed order.
+    pub const ALL: [Lang; 6] = [Lang::Python, Lang::Java, Lang::Cpp, Lang::C, Lang::JavaScript, Lang::TypeScript];
+
+    /// Lower-case name as stored in the graph (`python`, `cpp` ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lang::Python => "python",
+            Lang::Java => "java",
+            Lang::Cpp => "cpp",
+            Lang::C => "c",
+            Lang::JavaScript => "javascript",
+            Lang::TypeScript => "typescript",
+        }
+    }
+
+    /// Parses a language name as used in config files.
+    pub fn from_name(name: &str) -> Option<Lang> {
+        Lang::ALL.into_iter().find(|lang| lang.as_str() == name)
+    }
+
+    /// Language of a file by its extension.
+    pub fn from_path(path: &Path) -> Option<Lang> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        Some(match ext.as_str() {
+            "py" | "pyi" | "pyw" => Lang::Python,
+            "java" => Lang::Java,
+            "cc" | "cpp" | "cxx" | "c++" | "hpp" | "hh" | "hxx" | "h++" | "ipp" | "tpp" | "inl" => Lang::Cpp,
+            // `.h` is shared by C and C++; C++ is a superset for what we extract.
+            "h" => Lang::Cpp,
+            "c" => Lang::C,
+            "js" | "jsx" | "mjs" | "cjs" => Lang::JavaScript,
+            "ts" | "tsx" | "mts" | "cts" => Lang::TypeScript,
+            _ => return None,
+        })
+    }
+
+    /// Language of an extension-less script by its `#!` line.
+    pub fn from_shebang(first_line: &[u8]) -> Option<Lang> {
+        let line = std::str::from_utf8(first_line).ok()?;
+        let rest = line.strip_prefix("#!")?;
+        let mut words = rest.split_whitespace();
+        let mut prog = words.next()?.rsplit('/').next()?;
+        if prog == "env" {
+            prog = words.find(|w| !w.starts_with('-'))?;
+        }
+        if prog.starts_with("python") {
+            Some(Lang::Python)
+        } else if prog == "node" || prog == "nodejs" {
+            Some(Lang::JavaScript)
+        } else if prog == "ts-node" || prog == "deno" || prog == "bun" {
+            Some(Lang::TypeScript)
+        } else {
+            None
+        }
+    }
+
+    pub(crate) fn spec(self) -> &'static LangSpec {
+        match self {
+            Lang::Python => &python::SPEC,
+            Lang::Java => &java::SPEC,
+            Lang::Cpp => &cpp::SPEC,
+            Lang::C => &c::SPEC,
+            Lang::JavaScript => &javascript::SPEC,
+            Lang::TypeScript => &typescript::SPEC,
+        }
+    }
+
+    /// The tree-sitter grammar.
+    pub fn grammar(self) -> Language {
+        (self.spec().language)()
+    }
+
+    /// The compiled query for this language; compiled once per process.
+    pub(crate) fn query(self) -> &'static Query {
+        static QUERIES: [OnceLock<Query>; 6] = [const { OnceLock::new() }; 6];
+        let idx = Lang::ALL.iter().position(|l| *l == self).unwrap_or(0);
+        QUERIES[idx].get_or_init(|| {
+            let spec = self.spec();
+            // The query files are part of the binary and covered by tests, so a failure here is a bug in them.
+            Query::new(&(spec.language)(), spec.query_src)
+                .unwrap_or_else(|err| panic!("bad query file for {}: {err}", self.as_str()))
+        })
+    }
+}
+
+/// Text of a node.
+pub(crate) fn text<'s>(node: Node<'_>, src: &'s str) -> &'s str {
+    src.get(node.byte_range()).unwrap_or("")
+}
+
+/// Strips quotes and angle brackets from an include / import path literal.
+pub(crate) fn unquote(s: &str) -> &str {
+    s.trim().trim_matches(|c| c == '"' || c == '\'' || c == '`' || c == '<' || c == '>')
+}
+
+/// Definition name from the `name` field, for languages whose queries always capture it.
+pub(crate) fn name_field(node: Node<'_>, src: &str) -> Option<(String, Vec<String>)> {
+    node.child_by_field_name("name").map(|n| (text(n, src).to_string(), Vec::new()))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,12 @@
+//! TypeScript (and TSX): the JavaScript import rules on the TypeScript grammar.
+
+use super::{LangSpec, name_field};
+
+pub(super) static SPEC: LangSpec = LangSpec {
+    language: || tree_sitter_typescript::LANGUAGE_TSX.into(),
+    query_src: include_str!("tags.scm"),
+    imports: super::javascript::imports,
+    def_name: name_field,
+    scope_sep: ".",
+    self_words: &["this", "super"],
+};

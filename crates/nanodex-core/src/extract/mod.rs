@@ -1,0 +1,271 @@
+//! Stage 1, extraction: a repository on disk in, a [`CodeGraph`] (plus per-file [`ParsedFile`] facts) out.
+//!
+//! `run` walks the repository ([`walk`]), reads and parses files in parallel on a rayon pool ([`parse`], pure), and
+//! resolves names across files ([`resolve`], pure). Files whose content hash matches the previous run's facts are
+//! not parsed again; resolution always runs over the whole repository, so an incremental run yields exactly the
+//! graph of a full one. Bad files are skipped and counted by reason; extraction itself fails only on a missing
+//! repository or cancellation.
+
+pub mod facts;
+pub mod lang;
+pub mod manifest;
+pub mod model;
+pub mod parse;
+pub mod resolve;
+pub mod walk;
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+pub use facts::{FileFacts, ParsedFile};
+pub use lang::Lang;
+pub use model::{CodeGraph, Edge, EdgeKind, Node, NodeRef, NodeType, ResolveStats};
+pub use parse::parse_file;
+
+use crate::config::ExtractConfig;
+use crate::error::ExtractError;
+use crate::progress::{Cancel, ProgressEvent, Sink};
+
+/// Version of the facts format and of the parsing rules; a cache written by another version is ignored.
+const FACTS_VERSION: u32 = 1;
+/// Bytes inspected for NUL when deciding that a file is binary (as git does).
+const BINARY_SNIFF: usize = 8000;
+
+/// Stable 16-hex-digit key from parts (blake3 of the parts joined by NUL).
+pub fn stable_key(parts: &[&str]) -> String {
+    let mut hasher = blake3::Hasher::new();
+    for part in parts {
+        hasher.update(part.as_bytes());
+        hasher.update(&[0]);
+    }
+    hasher.finalize().to_hex()[..16].to_string()
+}
+
+/// What one extraction did.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ExtractReport {
+    /// Repository root.
+    pub root: String,
+    /// Parsed files by language.
+    pub files_by_lang: BTreeMap<String, u64>,
+    /// Bytes of source read.
+    pub bytes: u64,
+    /// Files parsed this run.
+    pub parsed: u64,
+    /// Files whose facts were reused from the previous run (unchanged content).
+    pub reused: u64,
+    /// Skipped entries by reason (`binary`, `too_large`, `unreadable`, `excluded`, `symlink_loop` ...).
+    pub skipped: BTreeMap<String, u64>,
+    /// Up to five example paths per skip reason.
+    pub skipped_examples: BTreeMap<String, Vec<String>>,
+    /// Files with syntax errors (still extracted, flagged).
+    pub parse_error_files: Vec<String>,
+    /// Files that were not valid UTF-8 (decoded lossily, flagged).
+    pub invalid_utf8_files: Vec<String>,
+    /// Nodes by type.
+    pub nodes: BTreeMap<String, u64>,
+    /// Edges by kind.
+    pub edges: BTreeMap<String, u64>,
+    /// Resolution counters.
+    pub resolve: ResolveStats,
+    /// Milliseconds per phase (`walk`, `parse`, `resolve`, and `store` when the graph was written).
+    pub timings_ms: BTreeMap<String, u64>,
+}
+
+/// Output of [`run`].
+#[derive(Debug, Clone)]
+pub struct Extraction {
+    /// The graph.
+    pub graph: CodeGraph,
+    /// Per-file facts (the cache for the next run).
+    pub files: Vec<ParsedFile>,
+    /// Report.
+    pub report: ExtractReport,
+}
+
+/// Facts of a previous run, by path, used to skip re-parsing unchanged files.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct FactsCache {
+    version: u32,
+    files: Vec<ParsedFile>,
+}
+
+impl FactsCache {
+    /// Wraps parsed files as a cache.
+    pub fn new(files: Vec<ParsedFile>) -> Self {
+        FactsCache { version: FACTS_VERSION, files }
+    }
+
+    /// Loads a cache file; a missing, corrupt or outdated cache is an empty one.
+    pub fn load(path: &Path) -> FactsCache {
+        let Ok(bytes) = std::fs::read(path) else { return FactsCache::default() };
+        match postcard::from_bytes::<FactsCache>(&bytes) {
+            Ok(cache) if cache.version == FACTS_VERSION => cache,
+            _ => {
+                tracing::warn!(path = %path.display(), "ignoring unreadable or outdated facts cache");
+                FactsCache::default()
+            }
+        }
+    }
+
+    /// Writes the cache atomically (temporary file, fsync, rename).
+    pub fn save(&self, path: &Path) -> Result<(), ExtractError> {
+        let bytes = postcard::to_stdvec(self).map_err(|e| ExtractError::Io { path: path.to_path_buf(), source: std::io::Error::other(e) })?;
+        crate::fsutil::write_atomic(path, &bytes).map_err(|source| ExtractError::Io { path: path.to_path_buf(), source })
+    }
+
+    /// Number of cached files.
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    /// Whether the cache is empty.
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+}
+
+enum FileOutcome {
+    Parsed(ParsedFile, bool),
+    Skipped(&'static str, String),
+}
+
+/// Checks that `root` is an existing directory and returns its canonical path.
+pub fn check_repo(root: &Path) -> Result<PathBuf, ExtractError> {
+    match std::fs::metadata(root) {
+        Err(_) => Err(ExtractError::RepoMissing { path: root.to_path_buf() }),
+        Ok(m) if !m.is_dir() => Err(ExtractError::NotADirectory { path: root.to_path_buf() }),
+        Ok(_) => std::fs::canonicalize(root).map_err(|source| ExtractError::Io { path: root.to_path_buf(), source }),
+    }
+}
+
+/// Extracts the code graph of the repository at `root`.
+pub fn run(cfg: &ExtractConfig, root: &Path, previous: &FactsCache, sink: &dyn Sink, cancel: &Cancel) -> Result<Extraction, ExtractError> {
+    let root = check_repo(root)?;
+    let mut report = ExtractReport { root: root.display().to_string(), ..ExtractReport::default() };
+    let t0 = Instant::now();
+    sink.event(ProgressEvent { stage: "walk", done: 0, total: None, message: root.display().to_string() });
+    let mut walked = walk::walk(cfg, &root);
+    report.timings_ms.insert("walk".into(), t0.elapsed().as_millis() as u64);
+    if cancel.is_cancelled() {
+        return Err(ExtractError::Cancelled);
+    }
+
+    let t1 = Instant::now();
+    let previous: HashMap<&str, &ParsedFile> = previous.files.iter().map(|f| (f.path.as_str(), f)).collect();
+    let total = walked.files.len() as u64;
+    let done = AtomicU64::new(0);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(cfg.threads)
+        .thread_name(|i| format!("nanodex-parse-{i}"))
+        .build()
+        .map_err(|e| ExtractError::Io { path: root.clone(), source: std::io::Error::other(e) })?;
+    let outcomes: Vec<FileOutcome> = pool.install(|| {
+        walked
+            .files
+            .par_iter()
+            .map(|cand| {
+                if cancel.is_cancelled() {
+                    return FileOutcome::Skipped("cancelled", cand.rel.clone());
+                }
+                let outcome = read_and_parse(cand, cfg.max_file_size, &previous);
+                let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                if n % 64 == 0 || n == total {
+                    sink.event(ProgressEvent { stage: "parse", done: n, total: Some(total), message: cand.rel.clone() });
+                }
+                outcome
+            })
+            .collect()
+    });
+    if cancel.is_cancelled() {
+        return Err(ExtractError::Cancelled);
+    }
+    let mut files = Vec::with_capacity(outcomes.len());
+    for outcome in outcomes {
+        match outcome {
+            FileOutcome::Parsed(file, reused) => {
+                if reused {
+                    report.reused += 1;
+                } else {
+                    report.parsed += 1;
+                }
+                *report.files_by_lang.entry(file.lang.as_str().to_string()).or_default() += 1;
+                report.bytes += file.size;
+                if file.facts.has_error {
+                    report.parse_error_files.push(file.path.clone());
+                }
+                if file.invalid_utf8 {
+                    report.invalid_utf8_files.push(file.path.clone());
+                }
+                files.push(file);
+            }
+            FileOutcome::Skipped(reason, rel) => walked.skip(reason, &rel),
+        }
+    }
+    report.timings_ms.insert("parse".into(), t1.elapsed().as_millis() as u64);
+
+    let t2 = Instant::now();
+    sink.event(ProgressEvent { stage: "resolve", done: 0, total: Some(files.len() as u64), message: "resolving names".into() });
+    let mut deps = Vec::new();
+    for (rel, abs) in &walked.manifests {
+        match std::fs::read_to_string(abs) {
+            Ok(text) => deps.extend(manifest::parse_manifest(rel, &text)),
+            Err(_) => walked.skip("unreadable", rel),
+        }
+    }
+    let repo_name = root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "repository".into());
+    let graph = resolve::build_graph(&repo_name, &files, &deps);
+    report.timings_ms.insert("resolve".into(), t2.elapsed().as_millis() as u64);
+    for node in &graph.nodes {
+        *report.nodes.entry(node.id.ty.as_str().to_string()).or_default() += 1;
+    }
+    for edge in &graph.edges {
+        *report.edges.entry(edge.kind.as_str().to_string()).or_default() += 1;
+    }
+    report.resolve = graph.stats.clone();
+    report.skipped = walked.skipped;
+    report.skipped_examples = walked.skipped_examples;
+    Ok(Extraction { graph, files, report })
+}
+
+fn read_and_parse(cand: &walk::Candidate, max_size: u64, previous: &HashMap<&str, &ParsedFile>) -> FileOutcome {
+    let skip = |reason| FileOutcome::Skipped(reason, cand.rel.clone());
+    let mut file = match std::fs::File::open(&cand.abs) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return skip("vanished"),
+        Err(_) => return skip("unreadable"),
+    };
+    // Read at most one byte past the limit: a file that grew since the walk is still caught.
+    let mut bytes = Vec::new();
+    if let Err(e) = (&mut file).take(max_size + 1).read_to_end(&mut bytes) {
+        return skip(if e.kind() == std::io::ErrorKind::NotFound { "vanished" } else { "unreadable" });
+    }
+    if bytes.len() as u64 > max_size {
+        return skip("too_large");
+    }
+    if bytes[..bytes.len().min(BINARY_SNIFF)].contains(&0) {
+        return skip("binary");
+    }
+    let hash = blake3::hash(&bytes).to_hex().to_string();
+    if let Some(prev) = previous.get(cand.rel.as_str()) {
+        if prev.hash == hash && prev.lang == cand.lang {
+            return FileOutcome::Parsed((*prev).clone(), true);
+        }
+    }
+    let size = bytes.len() as u64;
+    let (text, invalid_utf8) = match String::from_utf8(bytes) {
+        Ok(text) => (text, false),
+        Err(err) => (String::from_utf8_lossy(err.as_bytes()).into_owned(), true),
+    };
+    let facts = parse_file(cand.lang, &text);
+    FileOutcome::Parsed(ParsedFile { path: cand.rel.clone(), lang: cand.lang, hash, size, invalid_utf8, facts }, false)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,180 @@
+//! The code graph: the typed artifact that extraction hands to the graph store.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::lang::Lang;
+
+/// Type of a graph node; each is its own SurrealDB table so traversals read `->calls->function`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeType {
+    /// The repository root.
+    Repository,
+    /// A directory, Java package or C++ namespace.
+    Package,
+    /// A source file.
+    Module,
+    /// A class, interface, struct, enum or trait.
+    Class,
+    /// A function, method or constructor.
+    Function,
+    /// Something outside the repository: an imported package, a header, a builtin type.
+    External,
+}
+
+impl NodeType {
+    /// All node types, in table order.
+    pub const ALL: [NodeType; 6] =
+        [NodeType::Repository, NodeType::Package, NodeType::Module, NodeType::Class, NodeType::Function, NodeType::External];
+
+    /// Table name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeType::Repository => "repository",
+            NodeType::Package => "package",
+            NodeType::Module => "module",
+            NodeType::Class => "class",
+            NodeType::Function => "function",
+            NodeType::External => "external",
+        }
+    }
+
+    /// Parses a table name.
+    pub fn from_name(name: &str) -> Option<NodeType> {
+        NodeType::ALL.into_iter().find(|t| t.as_str() == name)
+    }
+}
+
+/// Kind of a graph edge; each is a SurrealDB relation table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EdgeKind {
+    /// Symbol → enclosing class / module; module → package; package → package / repository.
+    DefinedIn,
+    /// Module → module or external.
+    Imports,
+    /// Function (or module / class body) → function or class.
+    Calls,
+    /// Class → base class.
+    Extends,
+    /// Class → implemented interface.
+    Implements,
+    /// Function → exception class.
+    Throws,
+    /// Repository / package → external dependency declared in a manifest.
+    DependsOn,
+}
+
+impl EdgeKind {
+    /// All edge kinds, in table order.
+    pub const ALL: [EdgeKind; 7] = [
+        EdgeKind::DefinedIn,
+        EdgeKind::Imports,
+        EdgeKind::Calls,
+        EdgeKind::Extends,
+        EdgeKind::Implements,
+        EdgeKind::Throws,
+        EdgeKind::DependsOn,
+    ];
+
+    /// Table name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EdgeKind::DefinedIn => "defined_in",
+            EdgeKind::Imports => "imports",
+            EdgeKind::Calls => "calls",
+            EdgeKind::Extends => "extends",
+            EdgeKind::Implements => "implements",
+            EdgeKind::Throws => "throws",
+            EdgeKind::DependsOn => "depends_on",
+        }
+    }
+}
+
+/// Reference to a node: its table and key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct NodeRef {
+    /// Table.
+    pub ty: NodeType,
+    /// Key within the table (stable hash, hex).
+    pub key: String,
+}
+
+impl std::fmt::Display for NodeRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.ty.as_str(), self.key)
+    }
+}
+
+/// One node of the code graph.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Node {
+    /// Table and stable key.
+    pub id: NodeRef,
+    /// Simple name.
+    pub name: String,
+    /// Qualified name (`json.decoder.JSONDecoder.decode`, `geo::Circle::area`).
+    pub qname: String,
+    /// Path relative to the repository root (`/`-separated); empty for repository and externals.
+    pub path: String,
+    /// Language, when the node comes from a source file.
+    pub lang: Option<Lang>,
+    /// First line, 1-based (0 when not applicable).
+    pub start_line: u32,
+    /// Last line, 1-based.
+    pub end_line: u32,
+    /// Header text (`def loads(s, *, cls=None, ...)`).
+    pub signature: String,
+    /// First paragraph of the docstring or comment.
+    pub doc: String,
+    /// Everything else: kind, decorators, visibility, is_test, parse_error ... (sorted keys).
+    pub meta: BTreeMap<String, serde_json::Value>,
+}
+
+/// One edge of the code graph, deduplicated per (kind, from, to).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Edge {
+    /// Relation table.
+    pub kind: EdgeKind,
+    /// Source node.
+    pub from: NodeRef,
+    /// Target node.
+    pub to: NodeRef,
+    /// Lines (1-based, in the source node's file) where the relation is written; sorted, deduplicated.
+    pub lines: Vec<u32>,
+    /// How sure resolution is that `to` is the right target (1.0 for structural edges).
+    pub confidence: f32,
+}
+
+impl Edge {
+    /// Stable key of the edge record.
+    pub fn key(&self) -> String {
+        super::stable_key(&[self.kind.as_str(), &self.from.to_string(), &self.to.to_string()])
+    }
+}
+
+/// Counts of what resolution could not resolve, per reference kind.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ResolveStats {
+    /// Call / instantiation references resolved to an in-repo node.
+    pub calls_resolved: u64,
+    /// Call / instantiation references left unresolved (library calls, dynamic dispatch ...).
+    pub calls_unresolved: u64,
+    /// Type references (extends, implements, throws) that became `external` nodes.
+    pub types_external: u64,
+    /// Import statements that point outside the repository.
+    pub imports_external: u64,
+}
+
+/// The whole graph of one repository.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CodeGraph {
+    /// Nodes, sorted by id.
+    pub nodes: Vec<Node>,
+    /// Edges, sorted by (kind, from, to).
+    pub edges: Vec<Edge>,
+    /// Resolution counters.
+    pub stats: ResolveStats,
+}

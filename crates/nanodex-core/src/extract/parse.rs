@@ -1,0 +1,496 @@
+//! Parsing one file: source text in, [`FileFacts`] out. No I/O, no cross-file knowledge.
+//!
+//! The language's query file (`lang/<name>/tags.scm`) says what is a definition or a reference; this module turns the
+//! query matches into facts, nests definitions, and attaches each reference to its innermost enclosing definition.
+//! Parsing never fails: a file with syntax errors yields what tree-sitter recovered plus the error lines.
+
+use std::cell::RefCell;
+
+use streaming_iterator::StreamingIterator;
+use tree_sitter::{Node, Parser, QueryCursor, Tree};
+
+use super::facts::{Def, DefKind, FileFacts, Local, Ref, RefKind};
+use super::lang::{Lang, text};
+
+/// Longest signature kept, in characters.
+const MAX_SIGNATURE: usize = 300;
+/// Longest doc paragraph kept, in characters.
+const MAX_DOC: usize = 600;
+/// Most error lines recorded per file (`has_error` tells the rest).
+const MAX_ERROR_LINES: usize = 50;
+
+thread_local! {
+    static PARSERS: RefCell<Vec<(Lang, Parser)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Parses `src` as `lang` and extracts its facts.
+pub fn parse_file(lang: Lang, src: &str) -> FileFacts {
+    let Some(tree) = parse_tree(lang, src) else {
+        // tree-sitter only gives up when cancelled or out of memory; report the whole file as an error.
+        return FileFacts { has_error: true, error_lines: vec![1], n_lines: count_lines(src), ..FileFacts::default() };
+    };
+    facts_from_tree(lang, &tree, src)
+}
+
+fn parse_tree(lang: Lang, src: &str) -> Option<Tree> {
+    PARSERS.with(|cell| {
+        let mut parsers = cell.borrow_mut();
+        let idx = match parsers.iter().position(|(l, _)| *l == lang) {
+            Some(idx) => idx,
+            None => {
+                let mut parser = Parser::new();
+                // The grammars are compiled into the binary with a supported ABI; tested in `lang::tests`.
+                parser.set_language(&lang.grammar()).ok()?;
+                parsers.push((lang, parser));
+                parsers.len() - 1
+            }
+        };
+        parsers[idx].1.parse(src, None)
+    })
+}
+
+fn count_lines(src: &str) -> u32 {
+    (src.bytes().filter(|b| *b == b'\n').count() + usize::from(!src.is_empty() && !src.ends_with('\n'))) as u32
+}
+
+/// One raw definition before nesting.
+struct RawDef<'t> {
+    node: Node<'t>,
+    kind: DefKind,
+    name: String,
+    qualifier: Vec<String>,
+}
+
+fn facts_from_tree(lang: Lang, tree: &Tree, src: &str) -> FileFacts {
+    let spec = lang.spec();
+    let query = lang.query();
+    let names = query.capture_names();
+    let root = tree.root_node();
+    let mut facts = FileFacts { n_lines: count_lines(src), has_error: root.has_error(), ..FileFacts::default() };
+
+    let mut raw_defs: Vec<RawDef<'_>> = Vec::new();
+    let mut raw_refs: Vec<(RefKind, Node<'_>, String, Option<String>)> = Vec::new();
+    let mut raw_locals: Vec<(Node<'_>, String, String, bool)> = Vec::new();
+
+    let mut cursor = QueryCursor::new();
+    let mut matches = cursor.matches(query, root, src.as_bytes());
+    while let Some(m) = matches.next() {
+        let mut main: Option<(&str, Node<'_>)> = None;
+        let mut name_node = None;
+        let mut receiver = None;
+        let mut local_name = None;
+        let mut local_type = None;
+        for cap in m.captures {
+            let cap_name = names[cap.index as usize];
+            match cap_name {
+                "name" => name_node = Some(cap.node),
+                "receiver" => receiver = Some(cap.node),
+                "local.name" => local_name = Some(cap.node),
+                "local.type" => local_type = Some(cap.node),
+                _ if cap_name.starts_with('_') => {}
+                _ => main = Some((cap_name, cap.node)),
+            }
+        }
+        let Some((main_name, node)) = main else { continue };
+        if let Some(kind) = main_name.strip_prefix("def.") {
+            let kind = match kind {
+                "class" => DefKind::Class,
+                "interface" => DefKind::Interface,
+                "struct" => DefKind::Struct,
+                "enum" => DefKind::Enum,
+                "trait" => DefKind::Trait,
+                "constructor" => DefKind::Constructor,
+                "namespace" => DefKind::Namespace,
+                _ => DefKind::Function,
+            };
+            let named = match name_node {
+                Some(n) => split_qualified(text(n, src), spec.scope_sep),
+                None => (spec.def_name)(node, src),
+            };
+            if let Some((name, qualifier)) = named.filter(|(name, _)| !name.is_empty()) {
+                raw_defs.push(RawDef { node, kind, name, qualifier });
+            }
+        } else if let Some(kind) = main_name.strip_prefix("ref.") {
+            let kind = match kind {
+                "call" => RefKind::Call,
+                "new" => RefKind::New,
+                "throw" => RefKind::Throw,
+                "extends" => RefKind::Extends,
+                _ => RefKind::Implements,
+            };
+            let Some(name_node) = name_node else { continue };
+            let (name, qualifier) = split_qualified(text(name_node, src), spec.scope_sep).unwrap_or_default();
+            if name.is_empty() {
+                continue;
+            }
+            let receiver = match receiver {
+                Some(r) => Some(collapse(text(r, src), 120)),
+                None if !qualifier.is_empty() => Some(qualifier.join(spec.scope_sep)),
+                None => None,
+            };
+            raw_refs.push((kind, name_node, name, receiver));
+        } else if main_name == "import" {
+            (spec.imports)(node, src, &mut facts.imports);
+        } else if main_name == "package" {
+            facts.package = Some(collapse(text(node, src), 200));
+        } else if main_name == "local" || main_name == "local.member" {
+            if let (Some(n), Some(t)) = (local_name, local_type) {
+                raw_locals.push((n, text(n, src).to_string(), text(t, src).to_string(), main_name == "local.member"));
+            }
+        }
+    }
+
+    // Nest definitions: sort by start (outer first on ties), then a stack of open ranges gives each its parent.
+    raw_defs.sort_by_key(|d| (d.node.start_byte(), std::cmp::Reverse(d.node.end_byte())));
+    raw_defs.dedup_by(|b, a| a.node.id() == b.node.id());
+    let mut stack: Vec<usize> = Vec::new();
+    for (idx, raw) in raw_defs.iter().enumerate() {
+        while let Some(&top) = stack.last() {
+            if raw_defs[top].node.end_byte() >= raw.node.end_byte() && raw_defs[top].node.start_byte() <= raw.node.start_byte() {
+                break;
+            }
+            stack.pop();
+        }
+        let parent = stack.last().map(|p| *p as u32);
+        let kind = refine_kind(lang, raw, parent.map(|p| &raw_defs[p as usize]));
+        let (decorators, visibility, modifiers) = def_modifiers(lang, raw.node, src);
+        facts.defs.push(Def {
+            kind,
+            name: raw.name.clone(),
+            qualifier: raw.qualifier.clone(),
+            parent,
+            start_line: raw.node.start_position().row as u32 + 1,
+            end_line: raw.node.end_position().row as u32 + 1,
+            signature: signature(raw.node, src),
+            doc: def_doc(lang, raw.node, src),
+            decorators,
+            visibility,
+            modifiers,
+        });
+        stack.push(idx);
+    }
+
+    let starts: Vec<usize> = raw_defs.iter().map(|d| d.node.start_byte()).collect();
+    let scope_of = |byte: usize| -> Option<u32> {
+        let mut idx = starts.partition_point(|s| *s <= byte).checked_sub(1)?;
+        loop {
+            if raw_defs[idx].node.end_byte() > byte {
+                return Some(idx as u32);
+            }
+            idx = facts.defs[idx].parent? as usize;
+        }
+    };
+    let mut refs: Vec<Ref> = raw_refs
+        .into_iter()
+        .map(|(kind, node, name, receiver)| Ref {
+            kind,
+            name,
+            receiver,
+            scope: scope_of(node.start_byte()),
+            line: node.start_position().row as u32 + 1,
+        })
+        .collect();
+    refs.sort_by(|a, b| (a.line, a.kind, &a.name).cmp(&(b.line, b.kind, &b.name)));
+    refs.dedup();
+    facts.refs = refs;
+    facts.locals = raw_locals
+        .into_iter()
+        .map(|(node, name, type_name, member)| Local { name, type_name, scope: scope_of(node.start_byte()), member })
+        .collect();
+    facts.doc = module_doc(lang, root, src);
+    if facts.has_error {
+        facts.error_lines = error_lines(root);
+    }
+    facts
+}
+
+/// Splits `a.b.C` / `ns::C` into `C` and `[a, b]`; C++ template arguments are dropped.
+fn split_qualified(raw: &str, sep: &str) -> Option<(String, Vec<String>)> {
+    let raw = raw.split('<').next().unwrap_or(raw).trim();
+    let mut parts: Vec<String> = raw.split(sep).map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect();
+    let name = parts.pop()?;
+    Some((name, parts))
+}
+
+fn refine_kind(lang: Lang, raw: &RawDef<'_>, parent: Option<&RawDef<'_>>) -> DefKind {
+    if raw.kind != DefKind::Function {
+        return raw.kind;
+    }
+    let owner_type = parent.filter(|p| p.kind.is_type()).map(|p| p.name.as_str()).or(raw.qualifier.last().map(|s| s.as_str()));
+    let in_type = parent.is_some_and(|p| p.kind.is_type()) || (matches!(lang, Lang::Cpp) && !raw.qualifier.is_empty());
+    let is_ctor = match lang {
+        Lang::Python => raw.name == "__init__",
+        Lang::JavaScript | Lang::TypeScript => raw.name == "constructor",
+        Lang::Cpp => owner_type == Some(raw.name.as_str()),
+        _ => false,
+    };
+    if is_ctor && in_type {
+        DefKind::Constructor
+    } else if in_type {
+        DefKind::Method
+    } else {
+        DefKind::Function
+    }
+}
+
+/// Header text up to the body, whitespace collapsed.
+fn signature(node: Node<'_>, src: &str) -> String {
+    let end = node.child_by_field_name("body").map(|b| b.start_byte()).unwrap_or_else(|| node.end_byte());
+    let end = end.min(node.start_byte() + 4 * MAX_SIGNATURE);
+    let head = src.get(node.start_byte()..end).unwrap_or("");
+    let head = head.trim_end().trim_end_matches([':', '{']).trim_end();
+    collapse(head, MAX_SIGNATURE)
+}
+
+/// Collapses runs of whitespace and truncates to `max` characters on a char boundary.
+pub(crate) fn collapse(s: &str, max: usize) -> String {
+    let mut out = String::with_capacity(s.len().min(max + 4));
+    for (n, word) in s.split_whitespace().enumerate() {
+        if n > 0 {
+            out.push(' ');
+        }
+        out.push_str(word);
+        if out.len() > max {
+            let mut cut = max;
+            while !out.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            out.truncate(cut);
+            out.push('…');
+            break;
+        }
+    }
+    out
+}
+
+/// Decorators / annotations, visibility and modifier keywords of a definition.
+fn def_modifiers(lang: Lang, node: Node<'_>, src: &str) -> (Vec<String>, Option<String>, Vec<String>) {
+    let mut decorators = Vec::new();
+    let mut visibility = None;
+    let mut modifiers = Vec::new();
+    match lang {
+        Lang::Python => {
+            if let Some(parent) = node.parent().filter(|p| p.kind() == "decorated_definition") {
+                let mut cursor = parent.walk();
+                for dec in parent.children(&mut cursor).filter(|c| c.kind() == "decorator") {
+                    let t = text(dec, src).trim_start_matches('@');
+                    decorators.push(collapse(t, 120));
+                }
+            }
+            let name = node.child_by_field_name("name").map(|n| text(n, src)).unwrap_or("");
+            visibility = Some(if name.starts_with("__") && !name.ends_with("__") {
+                "private"
+            } else if name.starts_with('_') && !name.ends_with("__") {
+                "protected"
+            } else {
+                "public"
+            })
+            .map(String::from);
+            for d in &decorators {
+                if matches!(d.as_str(), "staticmethod" | "classmethod" | "property" | "abstractmethod" | "abc.abstractmethod") {
+                    modifiers.push(d.clone());
+                }
+            }
+            let mut cursor = node.walk();
+            if node.children(&mut cursor).any(|c| c.kind() == "async") {
+                modifiers.push("async".into());
+            }
+        }
+        Lang::Java => {
+            let mut cursor = node.walk();
+            if let Some(mods) = node.children(&mut cursor).find(|c| c.kind() == "modifiers") {
+                let mut walk = mods.walk();
+                for m in mods.children(&mut walk) {
+                    let t = text(m, src);
+                    match m.kind() {
+                        "marker_annotation" | "annotation" => decorators.push(collapse(t.trim_start_matches('@'), 120)),
+                        "public" | "private" | "protected" => visibility = Some(t.to_string()),
+                        _ if !t.trim().is_empty() && !m.is_named() => modifiers.push(t.to_string()),
+                        _ => {}
+                    }
+                }
+            }
+            if visibility.is_none() {
+                visibility = Some("package".into());
+            }
+        }
+        Lang::Cpp | Lang::C => {
+            let mut cursor = node.walk();
+            for child in node.children(&mut cursor) {
+                match child.kind() {
+                    "storage_class_specifier" | "virtual" | "type_qualifier" => modifiers.push(text(child, src).to_string()),
+                    _ => {}
+                }
+            }
+            visibility = cpp_access(node, src);
+        }
+        Lang::JavaScript | Lang::TypeScript => {
+            let mut cursor = node.walk();
+            for child in node.children(&mut cursor) {
+                match child.kind() {
+                    "static" | "async" | "abstract" | "readonly" | "get" | "set" => modifiers.push(text(child, src).to_string()),
+                    "accessibility_modifier" => visibility = Some(text(child, src).to_string()),
+                    "decorator" => decorators.push(collapse(text(child, src).trim_start_matches('@'), 120)),
+                    _ => {}
+                }
+            }
+            let exported = node.parent().is_some_and(|p| p.kind() == "export_statement")
+                || node.parent().and_then(|p| p.parent()).is_some_and(|p| p.kind() == "export_statement");
+            if exported {
+                modifiers.push("export".into());
+            }
+        }
+    }
+    (decorators, visibility, modifiers)
+}
+
+/// Access of a C++ member: the nearest `public:` / `private:` label above it in the class body.
+fn cpp_access(node: Node<'_>, src: &str) -> Option<String> {
+    let body = node.parent().filter(|p| p.kind() == "field_declaration_list")?;
+    let mut sibling = node.prev_sibling();
+    while let Some(s) = sibling {
+        if s.kind() == "access_specifier" {
+            return Some(text(s, src).trim_end_matches(':').trim().to_string());
+        }
+        sibling = s.prev_sibling();
+    }
+    let class_kind = body.parent().map(|c| c.kind());
+    Some(if class_kind == Some("class_specifier") { "private" } else { "public" }.to_string())
+}
+
+/// First paragraph of a definition's docstring (Python) or the comment block right above it.
+fn def_doc(lang: Lang, node: Node<'_>, src: &str) -> Option<String> {
+    if lang == Lang::Python {
+        let body = node.child_by_field_name("body")?;
+        return python_docstring(body, src);
+    }
+    // Comments sit before the outermost wrapper that starts on the definition's line.
+    let mut anchor = node;
+    while let Some(parent) = anchor.parent() {
+        let wraps = matches!(
+            parent.kind(),
+            "template_declaration" | "export_statement" | "lexical_declaration" | "variable_declaration" | "declaration"
+        );
+        if !wraps {
+            break;
+        }
+        anchor = parent;
+    }
+    comment_above(anchor, src)
+}
+
+fn python_docstring(block: Node<'_>, src: &str) -> Option<String> {
+    let first = block.named_child(0)?;
+    if first.kind() != "expression_statement" {
+        return None;
+    }
+    let string = first.named_child(0).filter(|s| s.kind() == "string")?;
+    let raw = text(string, src);
+    let body = raw.trim_start_matches(|c: char| c.is_ascii_alphabetic());
+    let body = body.trim_matches(|c| c == '"' || c == '\'');
+    first_paragraph(body)
+}
+
+fn comment_above(node: Node<'_>, src: &str) -> Option<String> {
+    let mut lines: Vec<&str> = Vec::new();
+    let mut expected_end_row = node.start_position().row;
+    let mut sibling = node.prev_sibling();
+    while let Some(s) = sibling {
+        if s.kind() != "comment" || s.end_position().row + 1 < expected_end_row {
+            break;
+        }
+        lines.push(text(s, src));
+        expected_end_row = s.start_position().row;
+        sibling = s.prev_sibling();
+    }
+    if lines.is_empty() {
+        return None;
+    }
+    lines.reverse();
+    let joined: String = lines
+        .iter()
+        .flat_map(|c| c.lines())
+        .map(|l| {
+            l.trim()
+                .trim_start_matches("/**")
+                .trim_start_matches("/*")
+                .trim_end_matches("*/")
+                .trim_start_matches("///")
+                .trim_start_matches("//")
+                .trim_start_matches('*')
+                .trim()
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    first_paragraph(&joined)
+}
+
+/// The first non-empty paragraph, whitespace collapsed; Javadoc tags end it.
+fn first_paragraph(s: &str) -> Option<String> {
+    let mut para: Vec<&str> = Vec::new();
+    for line in s.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('@') {
+            if para.is_empty() && line.is_empty() {
+                continue;
+            }
+            break;
+        }
+        para.push(line);
+    }
+    let out = collapse(&para.join(" "), MAX_DOC);
+    (!out.is_empty()).then_some(out)
+}
+
+fn module_doc(lang: Lang, root: Node<'_>, src: &str) -> Option<String> {
+    if lang == Lang::Python {
+        return python_docstring(root, src);
+    }
+    let first = root.named_child(0).filter(|c| c.kind() == "comment")?;
+    let mut cursor = root.walk();
+    let mut parts = Vec::new();
+    let mut row = first.start_position().row;
+    for child in root.named_children(&mut cursor) {
+        if child.kind() != "comment" || child.start_position().row > row + 1 {
+            break;
+        }
+        parts.push(text(child, src));
+        row = child.end_position().row;
+    }
+    let joined = parts.join("\n");
+    let cleaned: Vec<&str> = joined
+        .lines()
+        .map(|l| l.trim().trim_start_matches("/*").trim_end_matches("*/").trim_start_matches("//").trim_start_matches('*').trim())
+        .collect();
+    first_paragraph(&cleaned.join("\n"))
+}
+
+/// Lines of ERROR and MISSING nodes, walking only subtrees that contain errors (no recursion: sources nest deeply).
+fn error_lines(root: Node<'_>) -> Vec<u32> {
+    let mut lines = Vec::new();
+    let mut cursor = root.walk();
+    'walk: loop {
+        let node = cursor.node();
+        if node.is_error() || node.is_missing() {
+            let line = node.start_position().row as u32 + 1;
+            if lines.last() != Some(&line) {
+                lines.push(line);
+            }
+            if lines.len() >= MAX_ERROR_LINES {
+                break;
+            }
+        } else if node.has_error() && cursor.goto_first_child() {
+            continue;
+        }
+        while !cursor.goto_next_sibling() {
+            if !cursor.goto_parent() {
+                break 'walk;
+            }
+        }
+    }
+    lines.sort_unstable();
+    lines.dedup();
+    lines
+}
+
+#[cfg(test)]
+mod tests;

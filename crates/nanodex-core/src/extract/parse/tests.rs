@@ -1,0 +1,154 @@
+use super::*;
+
+/// Renders facts as stable text: one line per definition, reference and import.
+fn render(facts: &FileFacts) -> String {
+    let mut out = String::new();
+    for d in &facts.defs {
+        let parent = d.parent.map(|p| facts.defs[p as usize].name.clone()).unwrap_or_default();
+        let qual = if d.qualifier.is_empty() { String::new() } else { format!("{}::", d.qualifier.join("::")) };
+        out += &format!("def {} {qual}{} {}-{} in={parent}\n", d.kind.as_str(), d.name, d.start_line, d.end_line);
+    }
+    for r in &facts.refs {
+        let scope = r.scope.map(|s| facts.defs[s as usize].name.clone()).unwrap_or_default();
+        out += &format!("ref {:?} {}{} @{} in={scope}\n", r.kind, r.receiver.as_deref().map(|r| format!("{r}.")).unwrap_or_default(), r.name, r.line);
+    }
+    for i in &facts.imports {
+        out += &format!("import {} {:?} {:?} level={} wild={}\n", i.module, i.member, i.alias, i.level, i.wildcard);
+    }
+    out
+}
+
+#[test]
+fn python_defs_refs_imports() {
+    let src = r#""""Module doc.
+
+More."""
+import os.path as osp
+from ..pkg import a, b as c
+from . import *
+
+class Err(ValueError):
+    """An error."""
+
+class K(base.Base):
+    def __init__(self):
+        self.x = Helper()
+
+    @staticmethod
+    def run(v):
+        if not v:
+            raise Err("bad")
+        return osp.join(v)
+"#;
+    let facts = parse_file(Lang::Python, src);
+    assert_eq!(facts.doc.as_deref(), Some("Module doc."));
+    assert!(!facts.has_error);
+    let defs = &facts.defs;
+    assert_eq!(defs[0].doc.as_deref(), Some("An error."));
+    assert_eq!(defs[3].decorators, vec!["staticmethod".to_string()]);
+    assert_eq!(defs[3].signature, "def run(v)");
+    assert_eq!(facts.locals.len(), 1);
+    assert!(facts.locals[0].member);
+    let expected = "\
+def class Err 8-9 in=
+def class K 11-19 in=
+def constructor __init__ 12-13 in=K
+def method run 15-19 in=K
+ref Extends ValueError @8 in=Err
+ref Extends base.Base @11 in=K
+ref Call Helper @13 in=__init__
+ref Call Err @18 in=run
+ref Throw Err @18 in=run
+ref Call osp.join @19 in=run
+import os.path None Some(\"osp\") level=0 wild=false
+import pkg Some(\"a\") None level=2 wild=false
+import pkg Some(\"b\") Some(\"c\") level=2 wild=false
+import  None None level=1 wild=true
+";
+    assert_eq!(render(&facts), expected);
+}
+
+#[test]
+fn java_defs_refs_imports() {
+    let src = "package a.b;\nimport java.util.List;\nimport a.c.*;\n\n/** Says hi.\n * @author x */\npublic class Hi extends Base implements Runnable, java.io.Closeable {\n  private Worker w;\n  @Override public void run() throws IOException {\n    w.work(); helper();\n    throw new IllegalStateException(\"x\");\n  }\n  Hi() { super(); }\n}\n";
+    let facts = parse_file(Lang::Java, src);
+    assert_eq!(facts.package.as_deref(), Some("a.b"));
+    assert_eq!(facts.defs[0].doc.as_deref(), Some("Says hi."));
+    assert_eq!(facts.defs[0].visibility.as_deref(), Some("public"));
+    assert_eq!(facts.defs[1].decorators, vec!["Override".to_string()]);
+    let expected = "\
+def class Hi 7-14 in=
+def method run 9-12 in=Hi
+def constructor Hi 13-13 in=Hi
+ref Extends Base @7 in=Hi
+ref Implements Runnable @7 in=Hi
+ref Implements java.io.Closeable @7 in=Hi
+ref Throw IOException @9 in=run
+ref Call w.work @10 in=run
+ref Call helper @10 in=run
+ref New IllegalStateException @11 in=run
+ref Throw IllegalStateException @11 in=run
+import java.util Some(\"List\") None level=0 wild=false
+import a.c None None level=0 wild=true
+";
+    assert_eq!(render(&facts), expected);
+}
+
+#[test]
+fn cpp_out_of_line_methods_and_namespaces() {
+    let src = "#include \"shape.h\"\n#include <vector>\nnamespace geo {\nclass Circle : public Shape {\n public:\n  double area() const override { return pi() * r * r; }\n};\n}\ndouble geo::Circle::grow(double f) {\n  if (f < 0) throw std::invalid_argument(\"f\");\n  return area();\n}\n";
+    let facts = parse_file(Lang::Cpp, src);
+    let expected = "\
+def namespace geo 3-8 in=
+def class Circle 4-7 in=geo
+def method area 6-6 in=Circle
+def method geo::Circle::grow 9-12 in=
+ref Extends Shape @4 in=Circle
+ref Call pi @6 in=area
+ref Call std.invalid_argument @10 in=grow
+ref Throw std.invalid_argument @10 in=grow
+ref Call area @11 in=grow
+import shape.h None None level=0 wild=false
+import vector None None level=0 wild=false
+";
+    assert_eq!(render(&facts).replace("std::invalid", "std.invalid"), expected);
+    assert_eq!(facts.defs[2].visibility.as_deref(), Some("public"));
+}
+
+#[test]
+fn syntax_errors_are_flagged_not_fatal() {
+    let facts = parse_file(Lang::Python, "def ok():\n    pass\n\ndef broken(:\n    return 1\n");
+    assert!(facts.has_error);
+    assert!(!facts.error_lines.is_empty());
+    assert!(facts.defs.iter().any(|d| d.name == "ok"));
+}
+
+#[test]
+fn deep_nesting_does_not_overflow() {
+    let depth = 50_000;
+    let src = format!("x = {}1{}\n", "(".repeat(depth), ")".repeat(depth));
+    let facts = parse_file(Lang::Python, &src);
+    assert_eq!(facts.n_lines, 1);
+    let src = format!("int f() {{ return {}1{}; }}\n", "(".repeat(depth), ")".repeat(depth));
+    let facts = parse_file(Lang::Cpp, &src);
+    assert_eq!(facts.defs.len(), 1);
+}
+
+#[test]
+fn typescript_and_javascript() {
+    let src = "import { a as b } from './x';\nimport * as ns from 'lib';\nexport class C extends Base implements I { constructor() { super(); } m() { b(); ns.f(); throw new Oops(); } }\ninterface I extends J {}\nconst g = () => 1;\n";
+    let facts = parse_file(Lang::TypeScript, src);
+    let out = render(&facts);
+    assert!(out.contains("def class C 3-3"), "{out}");
+    assert!(out.contains("def constructor constructor 3-3 in=C"), "{out}");
+    assert!(out.contains("def interface I 4-4"), "{out}");
+    assert!(out.contains("def function g 5-5"), "{out}");
+    assert!(out.contains("ref Implements I @3 in=C"), "{out}");
+    assert!(out.contains("ref Extends J @4 in=I"), "{out}");
+    assert!(out.contains("ref Throw Oops @3 in=m"), "{out}");
+    assert!(out.contains("import ./x Some(\"a\") Some(\"b\")"), "{out}");
+    let js = parse_file(Lang::JavaScript, "const fs = require('fs');\nclass A extends B { run() { fs.readFileSync('x'); } }\n");
+    let out = render(&js);
+    assert!(out.contains("import fs None Some(\"fs\")"), "{out}");
+    assert!(out.contains("ref Call fs.readFileSync @2 in=run"), "{out}");
+}

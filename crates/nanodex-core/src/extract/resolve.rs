@@ -1,0 +1,1034 @@
+//! Resolution: per-file facts in, one [`CodeGraph`] out.
+//!
+//! Names are resolved the way a reader would: the enclosing scopes first, then the file's imports, then the
+//! language's implicit scopes (same Java package, enclosing C++ namespaces, included headers), and last a name that
+//! is unique in the repository (lower confidence). What cannot be resolved is counted, never guessed twice.
+//! Pure: no I/O. Node ids are computed last from the final qualified names, so they are stable across runs.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde_json::{Value, json};
+
+use super::facts::{DefKind, ParsedFile, RefKind};
+use super::lang::Lang;
+use super::manifest::Dependency;
+use super::model::{CodeGraph, Edge, EdgeKind, Node, NodeRef, NodeType, ResolveStats};
+use super::stable_key;
+
+/// Python builtin exception and base types: unresolved bases and raises of these become `builtins.<name>`.
+const PY_BUILTINS: &[&str] = &[
+    "object", "Exception", "BaseException", "ValueError", "TypeError", "KeyError", "IndexError", "LookupError",
+    "RuntimeError", "NotImplementedError", "AttributeError", "OSError", "IOError", "EnvironmentError",
+    "FileNotFoundError", "FileExistsError", "PermissionError", "IsADirectoryError", "NotADirectoryError",
+    "StopIteration", "StopAsyncIteration", "ArithmeticError", "ZeroDivisionError", "OverflowError", "AssertionError",
+    "ImportError", "ModuleNotFoundError", "UnicodeError", "UnicodeDecodeError", "UnicodeEncodeError", "EOFError",
+    "ConnectionError", "TimeoutError", "RecursionError", "MemoryError", "SystemExit", "KeyboardInterrupt",
+    "GeneratorExit", "BufferError", "SyntaxError", "Warning", "UserWarning", "DeprecationWarning", "dict", "list",
+    "tuple", "set", "int", "str", "bytes", "float", "type", "property", "BlockingIOError", "ChildProcessError",
+    "BrokenPipeError", "ConnectionResetError", "ConnectionAbortedError", "ConnectionRefusedError", "InterruptedError",
+    "ProcessLookupError", "ReferenceError", "FloatingPointError", "UnicodeTranslateError", "NameError",
+    "UnboundLocalError", "IndentationError", "TabError", "SystemError",
+];
+
+/// Where a name points after lookup.
+#[derive(Debug, Clone)]
+enum Target {
+    /// In-repo nodes (several when a name is defined more than once).
+    Nodes(Vec<usize>),
+    /// A module (file index).
+    Module(usize),
+    /// A Python package without `__init__.py`: a qualified-name prefix.
+    Prefix(String),
+    /// An external node.
+    External(usize),
+}
+
+struct DefInfo {
+    node: Option<usize>,
+    qname: String,
+}
+
+struct Ctx<'a> {
+    files: &'a [ParsedFile],
+    nodes: Vec<Node>,
+    edges: HashMap<(EdgeKind, usize, usize), (Vec<u32>, f32)>,
+    stats: ResolveStats,
+    module_node: Vec<usize>,
+    module_qname: Vec<String>,
+    defs: Vec<Vec<DefInfo>>,
+    module_by_qname: HashMap<String, usize>,
+    module_by_path: HashMap<&'a str, usize>,
+    /// Per file: top-level names (including inside namespaces) → nodes.
+    top: Vec<HashMap<String, Vec<usize>>>,
+    /// Per class or function node: names defined directly inside it.
+    scoped: HashMap<usize, HashMap<String, Vec<usize>>>,
+    bases: HashMap<usize, Vec<usize>>,
+    /// C++ methods defined outside their class → that class.
+    out_of_line_owner: HashMap<usize, usize>,
+    by_qname: HashMap<String, Vec<usize>>,
+    by_name: HashMap<(u8, String), Vec<usize>>,
+    bindings: Vec<HashMap<String, Target>>,
+    wildcards: Vec<Vec<usize>>,
+    java_packages: HashMap<String, Vec<usize>>,
+    externals: HashMap<(String, &'static str), usize>,
+    packages: HashMap<(String, &'static str), usize>,
+    repo_node: usize,
+}
+
+fn family(lang: Lang) -> u8 {
+    match lang {
+        Lang::Python => 0,
+        Lang::Java => 1,
+        Lang::Cpp | Lang::C => 2,
+        Lang::JavaScript | Lang::TypeScript => 3,
+    }
+}
+
+/// Builds the graph of a repository from its parsed files (sorted by path) and manifest dependencies.
+pub fn build_graph(repo_name: &str, files: &[ParsedFile], deps: &[Dependency]) -> CodeGraph {
+    let mut ctx = Ctx {
+        files,
+        nodes: Vec::new(),
+        edges: HashMap::new(),
+        stats: ResolveStats::default(),
+        module_node: Vec::with_capacity(files.len()),
+        module_qname: Vec::with_capacity(files.len()),
+        defs: Vec::with_capacity(files.len()),
+        module_by_qname: HashMap::new(),
+        module_by_path: HashMap::new(),
+        top: vec![HashMap::new(); files.len()],
+        scoped: HashMap::new(),
+        bases: HashMap::new(),
+        out_of_line_owner: HashMap::new(),
+        by_qname: HashMap::new(),
+        by_name: HashMap::new(),
+        bindings: vec![HashMap::new(); files.len()],
+        wildcards: vec![Vec::new(); files.len()],
+        java_packages: HashMap::new(),
+        externals: HashMap::new(),
+        packages: HashMap::new(),
+        repo_node: 0,
+    };
+    ctx.repo_node = ctx.push_node(NodeType::Repository, repo_name, repo_name, "", None, meta(&[]));
+    let python_roots = python_package_dirs(files);
+    for (f, file) in files.iter().enumerate() {
+        ctx.add_module(f, file, &python_roots);
+    }
+    for f in 0..files.len() {
+        ctx.add_defs(f);
+    }
+    ctx.attach_out_of_line_methods();
+    for f in 0..files.len() {
+        ctx.resolve_imports(f, false);
+    }
+    for f in 0..files.len() {
+        ctx.resolve_imports(f, true);
+    }
+    for f in 0..files.len() {
+        ctx.resolve_refs(f, true);
+    }
+    for f in 0..files.len() {
+        ctx.resolve_refs(f, false);
+    }
+    ctx.add_dependencies(deps);
+    ctx.finish()
+}
+
+fn meta(pairs: &[(&str, Value)]) -> BTreeMap<String, Value> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+}
+
+/// Directories that hold an `__init__.py`.
+fn python_package_dirs(files: &[ParsedFile]) -> HashSet<&str> {
+    files
+        .iter()
+        .filter(|f| f.lang == Lang::Python)
+        .filter_map(|f| f.path.strip_suffix("/__init__.py").or_else(|| (f.path == "__init__.py").then_some("")))
+        .collect()
+}
+
+fn parent_dir(path: &str) -> &str {
+    path.rsplit_once('/').map(|(d, _)| d).unwrap_or("")
+}
+
+fn file_stem(path: &str) -> &str {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    name.split_once('.').map(|(s, _)| s).unwrap_or(name)
+}
+
+fn is_test_path(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path).to_ascii_lowercase();
+    path.split('/').any(|seg| matches!(seg, "test" | "tests" | "testing" | "__tests__" | "spec"))
+        || name.starts_with("test_")
+        || name.contains("_test.")
+        || name.contains(".test.")
+        || name.contains(".spec.")
+        || (name.ends_with("test.java") || name.ends_with("tests.java"))
+}
+
+impl<'a> Ctx<'a> {
+    fn push_node(
+        &mut self,
+        ty: NodeType,
+        name: &str,
+        qname: &str,
+        path: &str,
+        lang: Option<Lang>,
+        meta: BTreeMap<String, Value>,
+    ) -> usize {
+        self.nodes.push(Node {
+            id: NodeRef { ty, key: String::new() },
+            name: name.to_string(),
+            qname: qname.to_string(),
+            path: path.to_string(),
+            lang,
+            start_line: 0,
+            end_line: 0,
+            signature: String::new(),
+            doc: String::new(),
+            meta,
+        });
+        self.nodes.len() - 1
+    }
+
+    fn edge(&mut self, kind: EdgeKind, from: usize, to: usize, line: u32, confidence: f32) {
+        if from == to && kind != EdgeKind::Calls {
+            return;
+        }
+        let entry = self.edges.entry((kind, from, to)).or_insert_with(|| (Vec::new(), 0.0));
+        if line > 0 {
+            entry.0.push(line);
+        }
+        entry.1 = entry.1.max(confidence);
+    }
+
+    /// Package node for a directory, creating its ancestors; returns the node that a module there is defined in.
+    fn dir_package(&mut self, dir: &str) -> usize {
+        if dir.is_empty() {
+            return self.repo_node;
+        }
+        if let Some(&idx) = self.packages.get(&(dir.to_string(), "directory")) {
+            return idx;
+        }
+        let parent = self.dir_package(parent_dir(dir));
+        let name = dir.rsplit('/').next().unwrap_or(dir);
+        let idx = self.push_node(NodeType::Package, name, &dir.replace('/', "."), dir, None, meta(&[("kind", json!("directory"))]));
+        self.packages.insert((dir.to_string(), "directory"), idx);
+        self.edge(EdgeKind::DefinedIn, idx, parent, 0, 1.0);
+        idx
+    }
+
+    fn named_package(&mut self, qname: &str, kind: &'static str, lang: Lang, path: &str) -> usize {
+        if let Some(&idx) = self.packages.get(&(qname.to_string(), kind)) {
+            return idx;
+        }
+        let sep = if kind == "namespace" { "::" } else { "." };
+        let (parent, name) = match qname.rsplit_once(sep) {
+            Some((parent, name)) => (Some(parent), name),
+            None => (None, qname),
+        };
+        let parent_idx = match parent {
+            Some(p) if kind == "namespace" => self.named_package(p, kind, lang, path),
+            _ => self.repo_node,
+        };
+        let idx = self.push_node(NodeType::Package, name, qname, path, Some(lang), meta(&[("kind", json!(kind))]));
+        self.packages.insert((qname.to_string(), kind), idx);
+        self.edge(EdgeKind::DefinedIn, idx, parent_idx, 0, 1.0);
+        idx
+    }
+
+    fn external(&mut self, qname: &str, kind: &'static str) -> usize {
+        if let Some(&idx) = self.externals.get(&(qname.to_string(), kind)) {
+            return idx;
+        }
+        let name = qname.rsplit(['.', '/', ':']).next().filter(|s| !s.is_empty()).unwrap_or(qname);
+        let idx = self.push_node(NodeType::External, name, qname, "", None, meta(&[("kind", json!(kind))]));
+        self.externals.insert((qname.to_string(), kind), idx);
+        idx
+    }
+
+    fn add_module(&mut self, f: usize, file: &'a ParsedFile, python_roots: &HashSet<&str>) {
+        let path = file.path.as_str();
+        let qname = match file.lang {
+            Lang::Python => {
+                // Walk up while the directory is a package: the first directory without `__init__.py` is a root.
+                let mut parts = vec![file_stem(path).to_string()];
+                let mut dir = parent_dir(path);
+                while !dir.is_empty() && python_roots.contains(dir) {
+                    parts.push(dir.rsplit('/').next().unwrap_or(dir).to_string());
+                    dir = parent_dir(dir);
+                }
+                parts.reverse();
+                if parts.len() > 1 && parts.last().is_some_and(|p| p == "__init__") {
+                    parts.pop();
+                }
+                parts.join(".")
+            }
+            Lang::Java => match &file.facts.package {
+                Some(pkg) => format!("{pkg}.{}", file_stem(path)),
+                None => file_stem(path).to_string(),
+            },
+            _ => path.to_string(),
+        };
+        let name = path.rsplit('/').next().unwrap_or(path);
+        let facts = &file.facts;
+        let mut m = meta(&[
+            ("is_test", json!(is_test_path(path))),
+            ("parse_error", json!(facts.has_error)),
+            ("size", json!(file.size)),
+            ("hash", json!(file.hash)),
+        ]);
+        if facts.has_error {
+            m.insert("error_lines".into(), json!(facts.error_lines));
+        }
+        if file.invalid_utf8 {
+            m.insert("invalid_utf8".into(), json!(true));
+        }
+        let idx = self.push_node(NodeType::Module, name, &qname, path, Some(file.lang), m);
+        let node = &mut self.nodes[idx];
+        node.start_line = 1;
+        node.end_line = facts.n_lines.max(1);
+        node.doc = facts.doc.clone().unwrap_or_default();
+        let parent = match (&file.lang, &facts.package) {
+            (Lang::Java, Some(pkg)) => self.named_package(pkg, "java_package", Lang::Java, parent_dir(path)),
+            _ => self.dir_package(parent_dir(path)),
+        };
+        self.edge(EdgeKind::DefinedIn, idx, parent, 0, 1.0);
+        if let (Lang::Java, Some(pkg)) = (&file.lang, &facts.package) {
+            self.java_packages.entry(pkg.clone()).or_default().push(f);
+        }
+        self.module_by_qname.entry(qname.clone()).or_insert(f);
+        self.module_by_path.insert(path, f);
+        self.module_node.push(idx);
+        self.module_qname.push(qname);
+    }
+
+    fn add_defs(&mut self, f: usize) {
+        let file = &self.files[f];
+        let lang = file.lang;
+        let sep = if matches!(lang, Lang::Cpp | Lang::C) { "::" } else { "." };
+        let module = self.module_node[f];
+        let mut infos: Vec<DefInfo> = Vec::with_capacity(file.facts.defs.len());
+        for def in &file.facts.defs {
+            let parent_qname = match def.parent {
+                Some(p) => Some(infos[p as usize].qname.clone()),
+                None => None,
+            };
+            let base = match (lang, parent_qname) {
+                (_, Some(p)) => p,
+                (Lang::Cpp | Lang::C, None) => String::new(),
+                (Lang::Java, None) => file.facts.package.clone().unwrap_or_default(),
+                (_, None) => self.module_qname[f].clone(),
+            };
+            let mut qname = base;
+            for part in def.qualifier.iter().chain(std::iter::once(&def.name)) {
+                if !qname.is_empty() {
+                    qname.push_str(sep);
+                }
+                qname.push_str(part);
+            }
+            if def.kind == DefKind::Namespace {
+                let pkg = self.named_package(&qname, "namespace", lang, &file.path);
+                self.edge(EdgeKind::DefinedIn, pkg, self.repo_node, 0, 1.0);
+                infos.push(DefInfo { node: None, qname });
+                continue;
+            }
+            let ty = if def.kind.is_type() { NodeType::Class } else { NodeType::Function };
+            let mut m = meta(&[("kind", json!(def.kind.as_str()))]);
+            if !def.decorators.is_empty() {
+                m.insert("decorators".into(), json!(def.decorators));
+            }
+            if let Some(v) = &def.visibility {
+                m.insert("visibility".into(), json!(v));
+            }
+            if !def.modifiers.is_empty() {
+                m.insert("modifiers".into(), json!(def.modifiers));
+            }
+            let is_test = is_test_path(&file.path)
+                || (ty == NodeType::Function && (def.name.starts_with("test") || def.decorators.iter().any(|d| d == "Test")));
+            m.insert("is_test".into(), json!(is_test));
+            let idx = self.push_node(ty, &def.name, &qname, &file.path, Some(lang), m);
+            let node = &mut self.nodes[idx];
+            node.start_line = def.start_line;
+            node.end_line = def.end_line;
+            node.signature = def.signature.clone();
+            node.doc = def.doc.clone().unwrap_or_default();
+            // Defined in the nearest enclosing class or function, else the module (namespaces are not containers).
+            let mut owner = None;
+            let mut p = def.parent;
+            while let Some(pi) = p {
+                if let Some(n) = infos[pi as usize].node {
+                    owner = Some(n);
+                    break;
+                }
+                p = file.facts.defs[pi as usize].parent;
+            }
+            match owner {
+                Some(o) => {
+                    self.edge(EdgeKind::DefinedIn, idx, o, def.start_line, 1.0);
+                    self.scoped.entry(o).or_default().entry(def.name.clone()).or_default().push(idx);
+                }
+                None => {
+                    self.edge(EdgeKind::DefinedIn, idx, module, def.start_line, 1.0);
+                    if def.qualifier.is_empty() {
+                        self.top[f].entry(def.name.clone()).or_default().push(idx);
+                    }
+                }
+            }
+            self.by_qname.entry(qname.clone()).or_default().push(idx);
+            self.by_name.entry((family(lang), def.name.clone())).or_default().push(idx);
+            infos.push(DefInfo { node: Some(idx), qname });
+        }
+        self.defs.push(infos);
+    }
+
+    /// C++ `void ns::Foo::bar() {}` written outside its class: move it into class `ns::Foo` when that class exists.
+    fn attach_out_of_line_methods(&mut self) {
+        for f in 0..self.files.len() {
+            let file = &self.files[f];
+            for (d, def) in file.facts.defs.iter().enumerate() {
+                if def.qualifier.is_empty() || !def.kind.is_callable() {
+                    continue;
+                }
+                let Some(idx) = self.defs[f][d].node else { continue };
+                let qname = self.nodes[idx].qname.clone();
+                let class_qname = qname.rsplit_once("::").map(|(c, _)| c.to_string()).unwrap_or_default();
+                let class = self
+                    .by_qname
+                    .get(&class_qname)
+                    .and_then(|c| c.iter().copied().find(|&c| self.nodes[c].id.ty == NodeType::Class));
+                if let Some(class) = class {
+                    let module = self.module_node[f];
+                    self.edges.remove(&(EdgeKind::DefinedIn, idx, module));
+                    self.edge(EdgeKind::DefinedIn, idx, class, def.start_line, 1.0);
+                    self.scoped.entry(class).or_default().entry(def.name.clone()).or_default().push(idx);
+                    self.out_of_line_owner.insert(idx, class);
+                    let kind = if def.name == self.nodes[class].name { "constructor" } else { "method" };
+                    self.nodes[idx].meta.insert("kind".into(), json!(kind));
+                }
+            }
+        }
+    }
+
+    fn resolve_imports(&mut self, f: usize, second_pass: bool) {
+        let file = &self.files[f];
+        let module = self.module_node[f];
+        for imp in &file.facts.imports {
+            match file.lang {
+                Lang::Python => {
+                    let Some(abs) = self.python_absolute(f, &imp.module, imp.level) else { continue };
+                    if imp.wildcard {
+                        if let Some(&g) = self.module_by_qname.get(&abs) {
+                            if !second_pass {
+                                self.wildcards[f].push(g);
+                                self.edge(EdgeKind::Imports, module, self.module_node[g], imp.line, 1.0);
+                            }
+                        }
+                        continue;
+                    }
+                    match &imp.member {
+                        None => {
+                            if second_pass {
+                                continue;
+                            }
+                            let target = self.python_module_target(&abs);
+                            let bound_name = imp.alias.clone().unwrap_or_else(|| abs.split('.').next().unwrap_or(&abs).to_string());
+                            let bound = if imp.alias.is_some() { target.clone() } else { self.python_module_target(&bound_name) };
+                            self.import_edge(module, &target, imp.line);
+                            self.bindings[f].insert(bound_name, bound);
+                        }
+                        Some(member) => {
+                            let local = imp.alias.clone().unwrap_or_else(|| member.clone());
+                            if second_pass && !matches!(self.bindings[f].get(&local), Some(Target::External(_)) | None) {
+                                continue;
+                            }
+                            let sub = format!("{abs}.{member}");
+                            let target = if let Some(&g) = self.module_by_qname.get(&sub) {
+                                Target::Module(g)
+                            } else if let Some(&g) = self.module_by_qname.get(&abs) {
+                                match self.top[g].get(member) {
+                                    Some(nodes) => Target::Nodes(nodes.clone()),
+                                    None => match self.bindings[g].get(member) {
+                                        Some(t) if second_pass => t.clone(),
+                                        _ => Target::Module(g),
+                                    },
+                                }
+                            } else {
+                                self.python_module_target(&abs)
+                            };
+                            if !second_pass {
+                                let edge_target = match &target {
+                                    Target::Nodes(_) => self.python_module_target(&abs),
+                                    t => t.clone(),
+                                };
+                                self.import_edge(module, &edge_target, imp.line);
+                            }
+                            let binding = match target {
+                                // `from m import x` where x is neither a submodule nor a definition of m.
+                                Target::Module(g) if self.module_qname[g] == abs => continue,
+                                t => t,
+                            };
+                            self.bindings[f].insert(local, binding);
+                        }
+                    }
+                }
+                Lang::Java => {
+                    if second_pass {
+                        continue;
+                    }
+                    if imp.wildcard {
+                        match self.java_packages.get(&imp.module).cloned() {
+                            Some(mods) => {
+                                for g in mods {
+                                    self.wildcards[f].push(g);
+                                }
+                            }
+                            None => {
+                                let ext = self.external(&imp.module, "package");
+                                self.stats.imports_external += 1;
+                                self.edge(EdgeKind::Imports, module, ext, imp.line, 1.0);
+                            }
+                        }
+                        continue;
+                    }
+                    let member = imp.member.clone().unwrap_or_default();
+                    let full = if imp.module.is_empty() { member.clone() } else { format!("{}.{member}", imp.module) };
+                    let class = self.by_qname.get(&full).cloned().filter(|v| !v.is_empty());
+                    match class {
+                        Some(nodes) => {
+                            let path = self.nodes[nodes[0]].path.clone();
+                            if let Some(&g) = self.module_by_path.get(path.as_str()) {
+                                self.edge(EdgeKind::Imports, module, self.module_node[g], imp.line, 1.0);
+                            }
+                            self.bindings[f].insert(member, Target::Nodes(nodes));
+                        }
+                        None => {
+                            // `import static a.B.m` of an in-repo class B binds m to B's member.
+                            if let Some(owner) = self.by_qname.get(&imp.module).and_then(|v| v.first().copied()) {
+                                if let Some(found) = self.members_of(owner, &member) {
+                                    self.bindings[f].insert(member, Target::Nodes(found));
+                                    continue;
+                                }
+                            }
+                            let pkg = if member.starts_with(char::is_uppercase) { imp.module.clone() } else { full.clone() };
+                            let ext = self.external(if pkg.is_empty() { &full } else { &pkg }, "package");
+                            self.stats.imports_external += 1;
+                            self.edge(EdgeKind::Imports, module, ext, imp.line, 1.0);
+                            let ty = self.external(&full, "type");
+                            self.bindings[f].insert(member, Target::External(ty));
+                        }
+                    }
+                }
+                Lang::Cpp | Lang::C => {
+                    if second_pass || imp.member.is_some() || imp.wildcard {
+                        continue;
+                    }
+                    match self.find_header(f, &imp.module) {
+                        Some(g) => {
+                            self.edge(EdgeKind::Imports, module, self.module_node[g], imp.line, 1.0);
+                            self.wildcards[f].push(g);
+                        }
+                        None => {
+                            let ext = self.external(&imp.module, "header");
+                            self.stats.imports_external += 1;
+                            self.edge(EdgeKind::Imports, module, ext, imp.line, 1.0);
+                        }
+                    }
+                }
+                Lang::JavaScript | Lang::TypeScript => {
+                    if second_pass {
+                        continue;
+                    }
+                    let target = if imp.module.starts_with('.') {
+                        match self.find_js_module(f, &imp.module) {
+                            Some(g) => Target::Module(g),
+                            None => continue,
+                        }
+                    } else {
+                        let pkg: String = if imp.module.starts_with('@') {
+                            imp.module.splitn(3, '/').take(2).collect::<Vec<_>>().join("/")
+                        } else {
+                            imp.module.split('/').next().unwrap_or(&imp.module).to_string()
+                        };
+                        self.stats.imports_external += 1;
+                        Target::External(self.external(&pkg, "package"))
+                    };
+                    self.import_edge(module, &target, imp.line);
+                    let local = imp.alias.clone().or_else(|| imp.member.clone());
+                    let Some(local) = local else { continue };
+                    let binding = match (&target, &imp.member) {
+                        (Target::Module(g), Some(member)) if member != "default" => match self.top[*g].get(member) {
+                            Some(nodes) => Target::Nodes(nodes.clone()),
+                            None => target.clone(),
+                        },
+                        _ => target.clone(),
+                    };
+                    self.bindings[f].insert(local, binding);
+                }
+            }
+        }
+        if second_pass {
+            // Included headers see what they include, a few levels deep.
+            if matches!(file.lang, Lang::Cpp | Lang::C) {
+                let mut seen: HashSet<usize> = self.wildcards[f].iter().copied().collect();
+                let mut queue: Vec<usize> = self.wildcards[f].clone();
+                while let Some(g) = queue.pop() {
+                    if seen.len() > 64 {
+                        break;
+                    }
+                    for &h in &self.wildcards[g].clone() {
+                        if seen.insert(h) {
+                            queue.push(h);
+                        }
+                    }
+                }
+                seen.remove(&f);
+                let mut all: Vec<usize> = seen.into_iter().collect();
+                all.sort_unstable();
+                self.wildcards[f] = all;
+            }
+        }
+    }
+
+    fn import_edge(&mut self, module: usize, target: &Target, line: u32) {
+        match target {
+            Target::Module(g) => self.edge(EdgeKind::Imports, module, self.module_node[*g], line, 1.0),
+            Target::External(e) => {
+                self.stats.imports_external += 1;
+                self.edge(EdgeKind::Imports, module, *e, line, 1.0)
+            }
+            Target::Nodes(_) | Target::Prefix(_) => {}
+        }
+    }
+
+    /// Absolute dotted module name of a Python import, resolving leading dots against the importing module.
+    fn python_absolute(&self, f: usize, module: &str, level: u32) -> Option<String> {
+        if level == 0 {
+            return Some(module.to_string());
+        }
+        let own = &self.module_qname[f];
+        let is_package = self.files[f].path.ends_with("__init__.py");
+        let mut parts: Vec<&str> = own.split('.').collect();
+        if !is_package {
+            parts.pop();
+        }
+        for _ in 1..level {
+            parts.pop()?;
+        }
+        if !module.is_empty() {
+            parts.push(module);
+        }
+        Some(parts.join("."))
+    }
+
+    fn python_module_target(&mut self, abs: &str) -> Target {
+        if let Some(&g) = self.module_by_qname.get(abs) {
+            return Target::Module(g);
+        }
+        let prefix = format!("{abs}.");
+        if self.module_qname.iter().any(|q| q.starts_with(&prefix)) {
+            return Target::Prefix(abs.to_string());
+        }
+        let top = abs.split('.').next().unwrap_or(abs);
+        Target::External(self.external(top, "package"))
+    }
+
+    fn find_header(&self, f: usize, include: &str) -> Option<usize> {
+        let dir = parent_dir(&self.files[f].path);
+        let joined = normalize(&if dir.is_empty() { include.to_string() } else { format!("{dir}/{include}") });
+        if let Some(&g) = joined.as_deref().and_then(|p| self.module_by_path.get(p)) {
+            return Some(g);
+        }
+        if let Some(&g) = self.module_by_path.get(include) {
+            return Some(g);
+        }
+        let suffix = format!("/{include}");
+        let mut found = self.files.iter().enumerate().filter(|(_, file)| file.path.ends_with(&suffix)).map(|(g, _)| g);
+        let first = found.next()?;
+        // Ambiguous headers (two `config.h`) stay unresolved rather than picking one at random.
+        found.next().is_none().then_some(first)
+    }
+
+    fn find_js_module(&self, f: usize, spec: &str) -> Option<usize> {
+        let dir = parent_dir(&self.files[f].path);
+        let base = normalize(&if dir.is_empty() { spec.to_string() } else { format!("{dir}/{spec}") })?;
+        let candidates = ["", ".ts", ".tsx", ".js", ".jsx", ".mjs", ".cjs", "/index.ts", "/index.tsx", "/index.js"];
+        candidates.iter().find_map(|ext| self.module_by_path.get(format!("{base}{ext}").as_str()).copied())
+    }
+
+    /// Members named `name` of a class, searching its bases (depth-first, cycle-safe).
+    fn members_of(&self, class: usize, name: &str) -> Option<Vec<usize>> {
+        let mut stack = vec![class];
+        let mut seen = HashSet::new();
+        while let Some(c) = stack.pop() {
+            if !seen.insert(c) || seen.len() > 32 {
+                continue;
+            }
+            if let Some(found) = self.scoped.get(&c).and_then(|m| m.get(name)) {
+                return Some(found.clone());
+            }
+            if let Some(bases) = self.bases.get(&c) {
+                stack.extend(bases.iter().rev());
+            }
+        }
+        None
+    }
+
+    fn enclosing_class(&self, f: usize, scope: Option<u32>) -> Option<usize> {
+        let defs = &self.files[f].facts.defs;
+        let mut s = scope;
+        while let Some(d) = s {
+            if let Some(n) = self.defs[f][d as usize].node {
+                if self.nodes[n].id.ty == NodeType::Class {
+                    return Some(n);
+                }
+                // Out-of-line C++ methods belong to the class they were attached to.
+                if let Some(&owner) = self.out_of_line_owner.get(&n) {
+                    return Some(owner);
+                }
+            }
+            s = defs[d as usize].parent;
+        }
+        None
+    }
+
+    /// Looks up an unqualified name from a scope.
+    fn lookup(&mut self, f: usize, scope: Option<u32>, name: &str) -> Option<(Target, f32)> {
+        let file = &self.files[f];
+        let lang = file.lang;
+        let defs = &file.facts.defs;
+        let mut s = scope;
+        while let Some(d) = s {
+            if let Some(n) = self.defs[f][d as usize].node {
+                let is_class = self.nodes[n].id.ty == NodeType::Class;
+                if is_class && lang != Lang::Python {
+                    if let Some(found) = self.members_of(n, name) {
+                        return Some((Target::Nodes(found), 0.9));
+                    }
+                } else if !is_class {
+                    if let Some(found) = self.scoped.get(&n).and_then(|m| m.get(name)) {
+                        return Some((Target::Nodes(found.clone()), 1.0));
+                    }
+                }
+            }
+            s = defs[d as usize].parent;
+        }
+        if lang == Lang::Cpp {
+            if let Some(class) = self.enclosing_class(f, scope) {
+                if let Some(found) = self.members_of(class, name) {
+                    return Some((Target::Nodes(found), 0.9));
+                }
+            }
+        }
+        if let Some(found) = self.top[f].get(name) {
+            return Some((Target::Nodes(found.clone()), 1.0));
+        }
+        if let Some(t) = self.bindings[f].get(name) {
+            return Some((t.clone(), 1.0));
+        }
+        for &g in &self.wildcards[f] {
+            if let Some(found) = self.top[g].get(name) {
+                return Some((Target::Nodes(found.clone()), 0.9));
+            }
+        }
+        match lang {
+            Lang::Java => {
+                if let Some(pkg) = &file.facts.package {
+                    if let Some(found) = self.by_qname.get(&format!("{pkg}.{name}")) {
+                        return Some((Target::Nodes(found.clone()), 1.0));
+                    }
+                }
+            }
+            Lang::Cpp => {
+                let mut s = scope;
+                while let Some(d) = s {
+                    let info = &self.defs[f][d as usize];
+                    if info.node.is_none() {
+                        if let Some(found) = self.by_qname.get(&format!("{}::{name}", info.qname)) {
+                            return Some((Target::Nodes(found.clone()), 0.9));
+                        }
+                    }
+                    s = defs[d as usize].parent;
+                }
+            }
+            _ => {}
+        }
+        if let Some(found) = self.by_name.get(&(family(lang), name.to_string())) {
+            if found.len() == 1 {
+                return Some((Target::Nodes(found.clone()), 0.5));
+            }
+        }
+        None
+    }
+
+    /// Resolves a receiver expression (`self`, `json`, `os.path`, `self.parser`, a typed local) to what it names.
+    fn resolve_receiver(&mut self, f: usize, scope: Option<u32>, receiver: &str) -> Option<(Target, f32)> {
+        let lang = self.files[f].lang;
+        let self_words = lang.spec().self_words;
+        if self_words.contains(&receiver) {
+            let class = self.enclosing_class(f, scope)?;
+            if receiver == "super" {
+                return Some((Target::Nodes(self.bases.get(&class)?.clone()), 0.9));
+            }
+            return Some((Target::Nodes(vec![class]), 0.9));
+        }
+        if let Some(attr) = self_words.iter().find_map(|w| receiver.strip_prefix(w).and_then(|r| r.strip_prefix('.'))) {
+            if is_identifier(attr) {
+                let class = self.enclosing_class(f, scope)?;
+                let type_name = self.member_type(f, class, attr)?;
+                return self.resolve_type(f, scope, &type_name).map(|(t, c)| (t, c * 0.9));
+            }
+            return None;
+        }
+        let sep = lang.spec().scope_sep;
+        let segments: Vec<&str> = receiver.split(sep).collect();
+        if !segments.iter().all(|s| is_identifier(s)) {
+            return None;
+        }
+        let first = segments[0];
+        let mut current = match self.local_type(f, scope, first) {
+            Some(type_name) => {
+                let (t, c) = self.resolve_type(f, scope, &type_name)?;
+                (t, c * 0.9)
+            }
+            None => self.lookup(f, scope, first)?,
+        };
+        for seg in &segments[1..] {
+            current = self.member(current, seg)?;
+        }
+        Some(current)
+    }
+
+    fn member(&mut self, (target, conf): (Target, f32), name: &str) -> Option<(Target, f32)> {
+        match target {
+            Target::Module(g) => {
+                let sub = format!("{}.{name}", self.module_qname[g]);
+                if let Some(&h) = self.module_by_qname.get(&sub) {
+                    return Some((Target::Module(h), conf));
+                }
+                if let Some(found) = self.top[g].get(name) {
+                    return Some((Target::Nodes(found.clone()), conf));
+                }
+                self.bindings[g].get(name).map(|t| (t.clone(), conf * 0.9))
+            }
+            Target::Prefix(p) => {
+                let sub = format!("{p}.{name}");
+                Some((self.python_module_target(&sub), conf))
+            }
+            Target::Nodes(nodes) => {
+                let class = nodes.iter().copied().find(|&n| self.nodes[n].id.ty == NodeType::Class)?;
+                self.members_of(class, name).map(|found| (Target::Nodes(found), conf * 0.9))
+            }
+            Target::External(_) => None,
+        }
+    }
+
+    fn resolve_type(&mut self, f: usize, scope: Option<u32>, type_name: &str) -> Option<(Target, f32)> {
+        let sep = self.files[f].lang.spec().scope_sep;
+        if type_name.contains(sep) {
+            if let Some(found) = self.by_qname.get(type_name) {
+                return Some((Target::Nodes(found.clone()), 1.0));
+            }
+        }
+        match type_name.rsplit_once(sep) {
+            Some((receiver, name)) => {
+                let base = self.resolve_receiver(f, scope, receiver)?;
+                self.member(base, name)
+            }
+            None => self.lookup(f, scope, type_name),
+        }
+    }
+
+    fn local_type(&self, f: usize, scope: Option<u32>, name: &str) -> Option<String> {
+        let facts = &self.files[f].facts;
+        let mut s = scope;
+        loop {
+            if let Some(l) = facts.locals.iter().find(|l| l.scope == s && l.name == name && !l.member) {
+                return Some(l.type_name.clone());
+            }
+            match s {
+                Some(d) => s = facts.defs[d as usize].parent,
+                None => break,
+            }
+        }
+        // A field of the enclosing class used without `this.` (Java, C++).
+        if self.files[f].lang != Lang::Python {
+            let class = self.enclosing_class(f, scope)?;
+            return self.member_type(f, class, name);
+        }
+        None
+    }
+
+    /// Declared type of a field of `class` (a typed field, or `self.x = T()` in a method).
+    fn member_type(&self, f: usize, class: usize, name: &str) -> Option<String> {
+        let facts = &self.files[f].facts;
+        facts
+            .locals
+            .iter()
+            .filter(|l| l.name == name && (l.member || self.files[f].lang != Lang::Python))
+            .find(|l| {
+                let owner = match l.scope {
+                    Some(d) if self.defs[f][d as usize].node == Some(class) => Some(class),
+                    Some(d) => facts.enclosing_type(d).and_then(|t| self.defs[f][t as usize].node),
+                    None => None,
+                };
+                owner == Some(class)
+            })
+            .map(|l| l.type_name.clone())
+    }
+
+    /// Resolves references: base types first (`types_only`), then calls and throws, which may need the bases.
+    fn resolve_refs(&mut self, f: usize, types_only: bool) {
+        let file = &self.files[f];
+        let module = self.module_node[f];
+        let python = file.lang == Lang::Python;
+        for r in &file.facts.refs {
+            let is_base = matches!(r.kind, RefKind::Extends | RefKind::Implements);
+            if is_base != types_only {
+                continue;
+            }
+            let from = r.scope.and_then(|s| self.scope_node(f, s)).unwrap_or(module);
+            let resolved = match &r.receiver {
+                Some(recv) => self.resolve_receiver(f, r.scope, recv).and_then(|base| self.member(base, &r.name)),
+                None => {
+                    // Base classes are looked up from outside the class body.
+                    let scope = if is_base { r.scope.and_then(|s| file.facts.defs[s as usize].parent) } else { r.scope };
+                    self.lookup(f, scope, &r.name)
+                }
+            };
+            let targets: Vec<(usize, f32)> = match resolved {
+                Some((Target::Nodes(nodes), conf)) => {
+                    let n = nodes.len().min(4);
+                    nodes.into_iter().take(4).map(|t| (t, conf / n as f32)).collect()
+                }
+                Some((Target::External(e), conf)) if r.kind != RefKind::Call && r.kind != RefKind::New => vec![(e, conf)],
+                _ => Vec::new(),
+            };
+            match r.kind {
+                RefKind::Call | RefKind::New => {
+                    let mut any = false;
+                    for (t, conf) in targets {
+                        let t = match self.nodes[t].id.ty {
+                            NodeType::Class => self.constructor_of(t).unwrap_or(t),
+                            NodeType::Function => t,
+                            _ => continue,
+                        };
+                        any = true;
+                        self.edge(EdgeKind::Calls, from, t, r.line, conf);
+                    }
+                    if any {
+                        self.stats.calls_resolved += 1;
+                    } else {
+                        self.stats.calls_unresolved += 1;
+                    }
+                }
+                RefKind::Throw | RefKind::Extends | RefKind::Implements => {
+                    let kind = match r.kind {
+                        RefKind::Throw => EdgeKind::Throws,
+                        RefKind::Extends => EdgeKind::Extends,
+                        _ => EdgeKind::Implements,
+                    };
+                    let mut targets: Vec<(usize, f32)> =
+                        targets.into_iter().filter(|(t, _)| matches!(self.nodes[*t].id.ty, NodeType::Class | NodeType::External)).collect();
+                    if targets.is_empty() {
+                        // `raise err` re-raises a variable: not a type.
+                        if python && r.kind == RefKind::Throw && r.name.starts_with(char::is_lowercase) {
+                            continue;
+                        }
+                        let qname = match (&r.receiver, python && PY_BUILTINS.contains(&r.name.as_str())) {
+                            (None, true) => format!("builtins.{}", r.name),
+                            (Some(recv), _) => format!("{recv}{}{}", file.lang.spec().scope_sep, r.name),
+                            (None, false) => r.name.clone(),
+                        };
+                        self.stats.types_external += 1;
+                        targets.push((self.external(&qname, "type"), 1.0));
+                    }
+                    for (t, conf) in targets {
+                        self.edge(kind, from, t, r.line, conf);
+                        if is_base && self.nodes[t].id.ty == NodeType::Class {
+                            let entry = self.bases.entry(from).or_default();
+                            if !entry.contains(&t) {
+                                entry.push(t);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn scope_node(&self, f: usize, scope: u32) -> Option<usize> {
+        let defs = &self.files[f].facts.defs;
+        let mut s = Some(scope);
+        while let Some(d) = s {
+            if let Some(n) = self.defs[f][d as usize].node {
+                return Some(n);
+            }
+            s = defs[d as usize].parent;
+        }
+        None
+    }
+
+    fn constructor_of(&self, class: usize) -> Option<usize> {
+        let members = self.scoped.get(&class)?;
+        members.values().flatten().copied().find(|&m| self.nodes[m].meta.get("kind") == Some(&json!("constructor")))
+    }
+
+    fn add_dependencies(&mut self, deps: &[Dependency]) {
+        for dep in deps {
+            let dir = parent_dir(&dep.manifest);
+            let from = if dir.is_empty() {
+                self.repo_node
+            } else {
+                self.packages.get(&(dir.to_string(), "directory")).copied().unwrap_or(self.repo_node)
+            };
+            let ext = self.external(&dep.name, "package");
+            self.nodes[ext].meta.insert("ecosystem".into(), json!(dep.ecosystem));
+            self.edge(EdgeKind::DependsOn, from, ext, dep.line, 1.0);
+        }
+    }
+
+    /// Assigns stable ids and emits the sorted graph.
+    fn finish(mut self) -> CodeGraph {
+        let mut seen: HashMap<(NodeType, String, String), u32> = HashMap::new();
+        for node in &mut self.nodes {
+            let kind = node.meta.get("kind").and_then(|k| k.as_str()).unwrap_or("").to_string();
+            let occurrence = seen.entry((node.id.ty, node.path.clone(), format!("{kind}/{}", node.qname))).or_insert(0);
+            let occ = occurrence.to_string();
+            node.id.key = stable_key(&[node.id.ty.as_str(), &kind, &node.path, &node.qname, &occ]);
+            *occurrence += 1;
+        }
+        let mut edges: Vec<Edge> = self
+            .edges
+            .into_iter()
+            .map(|((kind, from, to), (mut lines, confidence))| {
+                lines.sort_unstable();
+                lines.dedup();
+                Edge { kind, from: self.nodes[from].id.clone(), to: self.nodes[to].id.clone(), lines, confidence }
+            })
+            .collect();
+        edges.sort_by(|a, b| (a.kind, &a.from, &a.to).cmp(&(b.kind, &b.from, &b.to)));
+        let mut nodes = self.nodes;
+        nodes.sort_by(|a, b| a.id.cmp(&b.id));
+        CodeGraph { nodes, edges, stats: self.stats }
+    }
+}
+
+fn is_identifier(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '$')
+}
+
+/// Normalizes `a/./b/../c` to `a/c`; `None` when it climbs out of the repository.
+fn normalize(path: &str) -> Option<String> {
+    let mut out: Vec<&str> = Vec::new();
+    for seg in path.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                out.pop()?;
+            }
+            s => out.push(s),
+        }
+    }
+    Some(out.join("/"))
+}

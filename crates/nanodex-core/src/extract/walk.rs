@@ -1,0 +1,198 @@
+//! Walking a repository: which files to read, and why the others were skipped.
+//!
+//! Uses ripgrep's `ignore` walker (so `.gitignore` is honoured), the exclude globs of the config, and never leaves
+//! the repository: symlinks are followed only when their target stays inside the root, and loops are detected.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+
+use super::lang::Lang;
+use super::manifest::is_manifest;
+use crate::config::ExtractConfig;
+
+/// A file to parse.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    /// Path relative to the root, `/`-separated.
+    pub rel: String,
+    /// Absolute path.
+    pub abs: PathBuf,
+    /// Language.
+    pub lang: Lang,
+}
+
+/// Result of a walk.
+#[derive(Debug, Default)]
+pub struct Walk {
+    /// Source files, sorted by `rel`.
+    pub files: Vec<Candidate>,
+    /// Dependency manifests (relative, absolute).
+    pub manifests: Vec<(String, PathBuf)>,
+    /// Skipped entries by reason.
+    pub skipped: BTreeMap<String, u64>,
+    /// A few example paths per skip reason.
+    pub skipped_examples: BTreeMap<String, Vec<String>>,
+}
+
+impl Walk {
+    /// Counts a skipped path under `reason`.
+    pub fn skip(&mut self, reason: &str, rel: &str) {
+        *self.skipped.entry(reason.to_string()).or_default() += 1;
+        let examples = self.skipped_examples.entry(reason.to_string()).or_default();
+        if examples.len() < 5 {
+            examples.push(rel.to_string());
+        }
+    }
+}
+
+fn exclude_set(globs: &[String]) -> GlobSet {
+    let mut builder = GlobSetBuilder::new();
+    for glob in globs {
+        // A bare name (`vendor`) matches that file or directory at any depth.
+        let patterns = if glob.contains('/') { vec![glob.clone()] } else { vec![glob.clone(), format!("**/{glob}")] };
+        for p in patterns {
+            // Validated in `config`; an invalid glob cannot reach here.
+            if let Ok(g) = Glob::new(&p) {
+                builder.add(g);
+            }
+        }
+    }
+    builder.build().unwrap_or_else(|_| GlobSet::empty())
+}
+
+fn relative(root: &Path, path: &Path) -> String {
+    let rel = path.strip_prefix(root).unwrap_or(path);
+    let mut out = String::new();
+    for (n, comp) in rel.components().enumerate() {
+        if n > 0 {
+            out.push('/');
+        }
+        out.push_str(&comp.as_os_str().to_string_lossy());
+    }
+    out
+}
+
+/// Walks `root` (an existing directory, canonicalized by the caller).
+pub fn walk(cfg: &ExtractConfig, root: &Path) -> Walk {
+    let excludes = exclude_set(&cfg.exclude);
+    let outside: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let excluded: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let root_buf = root.to_path_buf();
+    let mut builder = ignore::WalkBuilder::new(root);
+    builder
+        .follow_links(true)
+        .hidden(!cfg.include_hidden)
+        .git_ignore(cfg.respect_gitignore)
+        .git_exclude(cfg.respect_gitignore)
+        .ignore(cfg.respect_gitignore)
+        .git_global(false)
+        .parents(false)
+        .require_git(false)
+        .sort_by_file_name(|a, b| a.cmp(b));
+    builder.filter_entry(move |entry| {
+        let rel = relative(&root_buf, entry.path());
+        if rel.is_empty() {
+            return true;
+        }
+        if excludes.is_match(&rel) {
+            if let Ok(mut e) = excluded.lock() {
+                e.push(rel);
+            }
+            return false;
+        }
+        if entry.path_is_symlink() {
+            let inside = std::fs::canonicalize(entry.path()).map(|t| t.starts_with(&root_buf)).unwrap_or(true);
+            if !inside {
+                if let Ok(mut o) = outside.lock() {
+                    o.push(rel);
+                }
+                return false;
+            }
+        }
+        true
+    });
+    let mut walk = Walk::default();
+    let allowed = |lang: Lang| cfg.languages.contains(&lang);
+    for result in builder.build() {
+        let entry = match result {
+            Ok(entry) => entry,
+            Err(err) => {
+                let reason = if err.is_io() && err.io_error().is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
+                    "vanished"
+                } else if format!("{err}").contains("loop") {
+                    "symlink_loop"
+                } else if err.io_error().is_some_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied) {
+                    "unreadable"
+                } else {
+                    "walk_error"
+                };
+                let path = error_path(&err).map(|p| relative(root, &p)).unwrap_or_else(|| err.to_string());
+                walk.skip(reason, &path);
+                continue;
+            }
+        };
+        let Some(file_type) = entry.file_type() else { continue };
+        if !file_type.is_file() {
+            continue;
+        }
+        let rel = relative(root, entry.path());
+        let file_name = entry.file_name().to_string_lossy();
+        if is_manifest(&file_name) {
+            walk.manifests.push((rel.clone(), entry.path().to_path_buf()));
+        }
+        let lang = match Lang::from_path(entry.path()) {
+            Some(lang) => Some(lang),
+            None if entry.path().extension().is_none() => shebang_lang(entry.path()),
+            None => None,
+        };
+        let Some(lang) = lang else {
+            *walk.skipped.entry("unsupported".into()).or_default() += 1;
+            continue;
+        };
+        if !allowed(lang) {
+            walk.skip("language_disabled", &rel);
+            continue;
+        }
+        let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+        if size > cfg.max_file_size {
+            walk.skip("too_large", &rel);
+            continue;
+        }
+        walk.files.push(Candidate { rel, abs: entry.path().to_path_buf(), lang });
+    }
+    let mut outside = outside.into_inner().unwrap_or_default();
+    outside.sort();
+    for rel in outside {
+        walk.skip("symlink_outside_repo", &rel);
+    }
+    let mut excluded = excluded.into_inner().unwrap_or_default();
+    excluded.sort();
+    for rel in excluded {
+        walk.skip("excluded", &rel);
+    }
+    walk.files.sort_by(|a, b| a.rel.cmp(&b.rel));
+    walk.files.dedup_by(|a, b| a.rel == b.rel);
+    walk
+}
+
+fn error_path(err: &ignore::Error) -> Option<PathBuf> {
+    match err {
+        ignore::Error::WithPath { path, .. } => Some(path.clone()),
+        ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => error_path(err),
+        ignore::Error::Loop { child, .. } => Some(child.clone()),
+        ignore::Error::Partial(errs) => errs.first().and_then(error_path),
+        _ => None,
+    }
+}
+
+fn shebang_lang(path: &Path) -> Option<Lang> {
+    let mut head = [0u8; 128];
+    let mut file = std::fs::File::open(path).ok()?;
+    let n = file.read(&mut head).ok()?;
+    let line = head[..n].split(|b| *b == b'\n').next()?;
+    Lang::from_shebang(line)
+}

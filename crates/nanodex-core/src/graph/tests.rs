@@ -1,0 +1,83 @@
+use super::*;
+use crate::extract::{ParsedFile, parse_file, resolve};
+use crate::extract::Lang;
+use crate::progress::NoProgress;
+
+fn graph_of(files: &[(&str, &str)]) -> CodeGraph {
+    let parsed: Vec<ParsedFile> = files
+        .iter()
+        .map(|(path, src)| ParsedFile {
+            path: path.to_string(),
+            lang: Lang::from_path(Path::new(path)).unwrap(),
+            hash: blake3::hash(src.as_bytes()).to_hex().to_string(),
+            size: src.len() as u64,
+            invalid_utf8: false,
+            facts: parse_file(Lang::from_path(Path::new(path)).unwrap(), src),
+        })
+        .collect();
+    resolve::build_graph("demo", &parsed, &[])
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+#[test]
+fn write_inspect_show_and_traverse_in_memory() {
+    rt().block_on(async {
+        let graph = graph_of(&[
+            ("pkg/__init__.py", "from .core import load\n"),
+            ("pkg/core.py", "class LoadError(ValueError):\n    pass\n\ndef parse(s):\n    raise LoadError(s)\n\ndef load(s):\n    return parse(s)\n"),
+        ]);
+        let mut store = GraphStore::memory().await.unwrap();
+        assert!(!store.has_graph());
+        let report = store.write(&graph, "/tmp/demo", false, &NoProgress).await.unwrap();
+        assert_eq!(report.mode, "full");
+        assert_eq!(report.inserted as usize, graph.nodes.len() + graph.edges.len());
+
+        let inspect = store.inspect().await.unwrap();
+        assert_eq!(inspect.nodes["function"], 2);
+        assert_eq!(inspect.nodes["class"], 1);
+        assert_eq!(inspect.nodes["module"], 2);
+        assert_eq!(inspect.edges["calls"], 2, "load→parse and parse→LoadError");
+        assert_eq!(inspect.edges["throws"], 1);
+        assert_eq!(inspect.root, "/tmp/demo");
+        assert!(inspect.resolved_call_share > 0.99);
+
+        let shown = store.show("pkg.core.load").await.unwrap();
+        assert_eq!(shown.len(), 1);
+        let calls: Vec<_> = shown[0].edges.iter().filter(|e| e.kind == "calls" && e.direction == "out").collect();
+        assert_eq!(calls.len(), 1);
+        assert_eq!(calls[0].qname, "pkg.core.parse");
+        assert_eq!(calls[0].lines, vec![8]);
+
+        // Graph traversal in SurrealQL: who raises LoadError, via the relation tables.
+        let rows = store
+            .query_readonly("SELECT VALUE <-throws<-function.qname FROM class WHERE name = 'LoadError'")
+            .await
+            .unwrap();
+        assert_eq!(rows[0], serde_json::json!([["pkg.core.parse"]]));
+        let rows = store.query_readonly("SELECT VALUE ->calls->function.name FROM function WHERE name = 'load'").await.unwrap();
+        assert_eq!(rows[0], serde_json::json!([["parse"]]));
+    });
+}
+
+#[test]
+fn read_only_queries_reject_writes() {
+    assert!(check_read_only("SELECT * FROM function WHERE name = 'delete'").is_ok());
+    assert!(check_read_only("SELECT `update` FROM x").is_ok());
+    for bad in ["DELETE function", "select 1; CREATE x", "UPDATE function SET a = 1", "INSERT INTO x {}", "REMOVE TABLE x", "RETURN http::get('x')"] {
+        assert!(matches!(check_read_only(bad), Err(GraphError::ReadOnly(_))), "{bad}");
+    }
+}
+
+#[test]
+fn show_unknown_name_is_a_clear_error() {
+    rt().block_on(async {
+        let mut store = GraphStore::memory().await.unwrap();
+        assert!(matches!(store.inspect().await, Err(GraphError::Empty { .. })));
+        store.write(&graph_of(&[("a.py", "def f():\n    pass\n")]), "/r", false, &NoProgress).await.unwrap();
+        let err = store.show("nope").await.unwrap_err();
+        assert!(err.to_string().contains("no node named `nope`"), "{err}");
+    });
+}

@@ -1,0 +1,16 @@
+//! nanodex core: the pipeline that compiles a codebase into a portable domain expert.
+//!
+//! One module per stage, each reading the previous stage's typed artifact and writing its own:
+//! [`extract`] (repository → [`extract::CodeGraph`]) → [`graph`] (code graph → SurrealDB records).
+//! Front ends (the `nanodex` CLI, later the desktop app and the server) only call into this crate;
+//! it never touches a terminal, HTTP or IPC.
+#![deny(missing_docs)]
+
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod fsutil;
+pub mod graph;
+pub mod progress;
+
+pub use error::{Error, Result};

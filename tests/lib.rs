@@ -1,0 +1,1 @@
+//! Integration tests of nanodex live in `it/` (one test binary); fixtures in `fixtures/`. This library is empty.
