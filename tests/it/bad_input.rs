@@ -18,8 +18,21 @@ fn bad_files_are_skipped_or_flagged_and_counted() {
     write(root, "binary.py", b"\x7fELF\0\0\0\x01garbage");
     write(root, "latin1.py", b"def caf\xe9():\n    pass\n");
     let depth = 50_000;
-    write(root, "deep.py", format!("x = {}1{}\n", "[".repeat(depth), "]".repeat(depth)).as_bytes());
-    write(root, "deep.java", format!("class D {{ int f() {{ return {}1{}; }} }}\n", "(".repeat(depth), ")".repeat(depth)).as_bytes());
+    write(
+        root,
+        "deep.py",
+        format!("x = {}1{}\n", "[".repeat(depth), "]".repeat(depth)).as_bytes(),
+    );
+    write(
+        root,
+        "deep.java",
+        format!(
+            "class D {{ int f() {{ return {}1{}; }} }}\n",
+            "(".repeat(depth),
+            ")".repeat(depth)
+        )
+        .as_bytes(),
+    );
     let mut huge = Vec::with_capacity(20 << 20);
     while huge.len() < 20 << 20 {
         huge.extend_from_slice(b"def f():\n    return 1\n");
@@ -39,8 +52,20 @@ fn bad_files_are_skipped_or_flagged_and_counted() {
     assert_eq!(r.invalid_utf8_files, vec!["latin1.py".to_string()]);
     let names: Vec<&str> = ex.graph.nodes.iter().map(|n| n.name.as_str()).collect();
     assert!(names.contains(&"good"));
-    assert!(names.contains(&"caf\u{fffd}"), "lossy decoding keeps the definition");
-    assert!(names.contains(&"D"), "deeply nested Java still yields its class");
+    let latin = ex
+        .graph
+        .nodes
+        .iter()
+        .find(|n| n.path == "latin1.py")
+        .expect("lossily decoded file is still a module");
+    assert_eq!(
+        latin.meta.get("invalid_utf8"),
+        Some(&serde_json::json!(true))
+    );
+    assert!(
+        names.contains(&"D"),
+        "deeply nested Java still yields its class"
+    );
     assert!(ex.graph.nodes.iter().any(|n| n.path == "deep.py"));
     // An in-repo symlink to a file is followed (it is a file of the repository).
     assert!(ex.graph.nodes.iter().any(|n| n.path == "alias.py"));
@@ -50,7 +75,14 @@ fn bad_files_are_skipped_or_flagged_and_counted() {
     cfg.extract.max_file_size = 64 << 20;
     let ex = extract_with(&cfg, root, &Default::default());
     assert_eq!(ex.report.skipped.get("too_large"), None);
-    assert!(ex.graph.nodes.iter().filter(|n| n.path == "huge.py").count() > 1000);
+    assert!(
+        ex.graph
+            .nodes
+            .iter()
+            .filter(|n| n.path == "huge.py")
+            .count()
+            > 1000
+    );
 }
 
 #[test]
@@ -66,7 +98,12 @@ fn unreadable_file_is_counted() {
     if is_root {
         assert!(ex.graph.nodes.iter().any(|n| n.name == "hidden"));
     } else {
-        assert_eq!(ex.report.skipped.get("unreadable"), Some(&1), "{:?}", ex.report);
+        assert_eq!(
+            ex.report.skipped.get("unreadable"),
+            Some(&1),
+            "{:?}",
+            ex.report
+        );
     }
     assert!(ex.graph.nodes.iter().any(|n| n.name == "ok"));
 }
@@ -74,13 +111,25 @@ fn unreadable_file_is_counted() {
 #[test]
 fn missing_repo_and_file_instead_of_directory_are_clear_errors() {
     let cfg = default_config();
-    let err = nanodex_core::extract::run(&cfg.extract, Path::new("/no/such/repo"), &Default::default(), &nanodex_core::progress::NoProgress, &Default::default())
-        .unwrap_err()
-        .to_string();
+    let err = nanodex_core::extract::run(
+        &cfg.extract,
+        Path::new("/no/such/repo"),
+        &Default::default(),
+        &nanodex_core::progress::NoProgress,
+        &Default::default(),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("/no/such/repo: no such directory"), "{err}");
     let tmp = tempfile::NamedTempFile::new().unwrap();
-    let err = nanodex_core::extract::run(&cfg.extract, tmp.path(), &Default::default(), &nanodex_core::progress::NoProgress, &Default::default())
-        .unwrap_err()
-        .to_string();
+    let err = nanodex_core::extract::run(
+        &cfg.extract,
+        tmp.path(),
+        &Default::default(),
+        &nanodex_core::progress::NoProgress,
+        &Default::default(),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("not a directory"), "{err}");
 }

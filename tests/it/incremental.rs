@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use nanodex_core::extract::FactsCache;
+use nanodex_core::graph::GraphStore;
 use nanodex_core::progress::NoProgress;
 
 use crate::{default_config, extract_with, fixture, open_disk, rt};
@@ -21,19 +22,26 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 /// Extracts `repo` into `workspace` the way the CLI does (facts cache + store), returning the write mode.
-async fn extract_into(repo: &Path, workspace: &Path, full: bool) -> (String, u64) {
+async fn extract_into(
+    repo: &Path,
+    store: &mut GraphStore,
+    workspace: &Path,
+    full: bool,
+) -> (String, u64) {
     let cfg = default_config();
     let cache_path = workspace.join("brain/facts.cache");
-    let cache = if full { FactsCache::default() } else { FactsCache::load(&cache_path) };
+    let cache = if full {
+        FactsCache::default()
+    } else {
+        FactsCache::load(&cache_path)
+    };
     let ex = extract_with(&cfg, repo, &cache);
-    let mut store = open_disk(workspace).await;
-    let report = store.write(&ex.graph, "repo", full, &NoProgress).await.unwrap();
+    let report = store
+        .write(&ex.graph, "repo", full, &NoProgress)
+        .await
+        .unwrap();
     FactsCache::new(ex.files).save(&cache_path).unwrap();
     (report.mode, ex.report.parsed)
-}
-
-async fn dump(workspace: &Path) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
-    open_disk(workspace).await.dump().await.unwrap()
 }
 
 #[test]
@@ -43,33 +51,56 @@ fn incremental_equals_full_rebuild() {
     copy_dir(&fixture("python"), &repo);
     let ws = tmp.path().join("ws");
     rt().block_on(async {
-        let (mode, parsed) = extract_into(&repo, &ws, false).await;
+        // One store per workspace for the whole test: the embedded engine releases its files asynchronously.
+        let mut store = open_disk(&ws).await;
+        let (mode, parsed) = extract_into(&repo, &mut store, &ws, false).await;
         assert_eq!((mode.as_str(), parsed), ("full", 5));
 
         // Unchanged: nothing re-parsed, nothing written.
-        let (mode, parsed) = extract_into(&repo, &ws, false).await;
+        let (mode, parsed) = extract_into(&repo, &mut store, &ws, false).await;
         assert_eq!((mode.as_str(), parsed), ("incremental", 0));
 
         // Edit one file (a new function calling an existing one, lines shift), add one, delete one.
         let cart = repo.join("shop/cart.py");
         let text = std::fs::read_to_string(&cart).unwrap();
-        std::fs::write(&cart, format!("import json\n\n\ndef dumps_cart(cart):\n    return total(cart.lines)\n\n{text}")).unwrap();
-        std::fs::write(repo.join("shop/coupon.py"), "from .errors import ShopError\n\n\nclass BadCoupon(ShopError):\n    pass\n").unwrap();
+        std::fs::write(
+            &cart,
+            format!(
+                "import json\n\n\ndef dumps_cart(cart):\n    return total(cart.lines)\n\n{text}"
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            repo.join("shop/coupon.py"),
+            "from .errors import ShopError\n\n\nclass BadCoupon(ShopError):\n    pass\n",
+        )
+        .unwrap();
         std::fs::remove_file(repo.join("tests/test_cart.py")).unwrap();
-        let (mode, parsed) = extract_into(&repo, &ws, false).await;
+        let (mode, parsed) = extract_into(&repo, &mut store, &ws, false).await;
         assert_eq!(mode, "incremental");
         assert_eq!(parsed, 2, "only the edited and the added file are parsed");
-        let incremental = dump(&ws).await;
+        let incremental = store.dump().await.unwrap();
 
         let ws_full = tmp.path().join("ws_full");
-        let (mode, _) = extract_into(&repo, &ws_full, true).await;
+        let mut store_full = open_disk(&ws_full).await;
+        let (mode, _) = extract_into(&repo, &mut store_full, &ws_full, true).await;
         assert_eq!(mode, "full");
-        let full = dump(&ws_full).await;
+        let full = store_full.dump().await.unwrap();
         assert_eq!(incremental.0.len(), full.0.len());
         assert_eq!(incremental.1.len(), full.1.len());
         assert_eq!(incremental, full);
-        assert!(incremental.0.iter().any(|n| n["qname"] == "shop.coupon.BadCoupon"));
-        assert!(!incremental.0.iter().any(|n| n["path"] == "tests/test_cart.py"));
+        assert!(
+            incremental
+                .0
+                .iter()
+                .any(|n| n["qname"] == "shop.coupon.BadCoupon")
+        );
+        assert!(
+            !incremental
+                .0
+                .iter()
+                .any(|n| n["path"] == "tests/test_cart.py")
+        );
     });
 }
 
@@ -78,12 +109,12 @@ fn stale_state_falls_back_to_a_full_build() {
     let tmp = tempfile::tempdir().unwrap();
     let ws = tmp.path().join("ws");
     rt().block_on(async {
-        extract_into(&fixture("java"), &ws, false).await;
+        let mut store = open_disk(&ws).await;
+        extract_into(&fixture("java"), &mut store, &ws, false).await;
         // A state file that does not match the store (as after a crash between commit and save) is not trusted.
         std::fs::write(ws.join("brain/graph.state"), b"garbage").unwrap();
-        let (mode, _) = extract_into(&fixture("java"), &ws, false).await;
+        let (mode, _) = extract_into(&fixture("java"), &mut store, &ws, false).await;
         assert_eq!(mode, "full");
-        let store = open_disk(&ws).await;
         let inspect = store.inspect().await.unwrap();
         assert_eq!(inspect.generation, 2);
         assert!(inspect.nodes["class"] >= 6);

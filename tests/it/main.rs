@@ -15,7 +15,9 @@ use nanodex_core::progress::{Cancel, NoProgress};
 
 /// Path of a fixture repository.
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
 }
 
 /// Default configuration.
@@ -30,25 +32,36 @@ pub fn extract_repo(root: &Path) -> Extraction {
 
 /// Extracts `root` with `cfg` and a cache.
 pub fn extract_with(cfg: &Config, root: &Path, cache: &FactsCache) -> Extraction {
-    extract::run(&cfg.extract, root, cache, &NoProgress, &Cancel::new()).expect("extraction succeeds")
+    extract::run(&cfg.extract, root, cache, &NoProgress, &Cancel::new())
+        .expect("extraction succeeds")
 }
 
 /// A tokio runtime for store calls.
 pub fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 /// Opens the on-disk store of `workspace` for writing.
 pub async fn open_disk(workspace: &Path) -> GraphStore {
     let mut cfg = default_config();
     cfg.graph.store = Store::Workspace;
-    GraphStore::open(&cfg.graph, workspace, true).await.expect("store opens")
+    GraphStore::open(&cfg.graph, workspace, true)
+        .await
+        .expect("store opens")
 }
 
 /// Renders a graph as stable text: nodes by (type, qname), then edges with qualified names, no ids.
 pub fn render(graph: &CodeGraph) -> String {
     let qname = |r: &extract::NodeRef| {
-        let node = graph.nodes.iter().find(|n| &n.id == r).expect("edge end exists");
+        let node = graph
+            .nodes
+            .iter()
+            .find(|n| &n.id == r)
+            .expect("edge end exists");
         format!("{}:{}", node.id.ty.as_str(), node.qname)
     };
     let mut nodes: Vec<String> = graph
@@ -63,18 +76,45 @@ pub fn render(graph: &CodeGraph) -> String {
                 }
             }
             let lang = n.lang.map(|l| l.as_str()).unwrap_or("-");
-            let loc = if n.path.is_empty() { String::new() } else { format!(" {}:{}-{}", n.path, n.start_line, n.end_line) };
-            let doc = if n.doc.is_empty() { String::new() } else { format!(" \"{}\"", n.doc) };
-            format!("{} {} [{kind}] {lang}{loc}{} {}{doc}", n.id.ty.as_str(), n.qname, if flags.is_empty() { String::new() } else { format!(" {{{}}}", flags.join(",")) }, n.signature)
-                .trim_end()
-                .to_string()
+            let loc = if n.path.is_empty() {
+                String::new()
+            } else {
+                format!(" {}:{}-{}", n.path, n.start_line, n.end_line)
+            };
+            let doc = if n.doc.is_empty() {
+                String::new()
+            } else {
+                format!(" \"{}\"", n.doc)
+            };
+            format!(
+                "{} {} [{kind}] {lang}{loc}{} {}{doc}",
+                n.id.ty.as_str(),
+                n.qname,
+                if flags.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {{{}}}", flags.join(","))
+                },
+                n.signature
+            )
+            .trim_end()
+            .to_string()
         })
         .collect();
     nodes.sort();
     let mut edges: Vec<String> = graph
         .edges
         .iter()
-        .map(|e| format!("{} {} -> {} lines={:?} conf={:.2}", e.kind.as_str(), qname(&e.from), qname(&e.to), e.lines, e.confidence))
+        .map(|e| {
+            format!(
+                "{} {} -> {} lines={:?} conf={:.2}",
+                e.kind.as_str(),
+                qname(&e.from),
+                qname(&e.to),
+                e.lines,
+                e.confidence
+            )
+        })
         .collect();
     edges.sort();
     let mut out = String::new();
@@ -90,7 +130,17 @@ pub fn render(graph: &CodeGraph) -> String {
 
 /// Whether the graph has an edge of `kind` between the nodes with these qualified names.
 pub fn has_edge(graph: &CodeGraph, kind: &str, from: &str, to: &str) -> bool {
-    let find = |q: &str| graph.nodes.iter().filter(move |n| n.qname == q).map(|n| n.id.clone()).collect::<Vec<_>>();
+    let find = |q: &str| {
+        graph
+            .nodes
+            .iter()
+            .filter(move |n| n.qname == q)
+            .map(|n| n.id.clone())
+            .collect::<Vec<_>>()
+    };
     let (froms, tos) = (find(from), find(to));
-    graph.edges.iter().any(|e| e.kind.as_str() == kind && froms.contains(&e.from) && tos.contains(&e.to))
+    graph
+        .edges
+        .iter()
+        .any(|e| e.kind.as_str() == kind && froms.contains(&e.from) && tos.contains(&e.to))
 }

@@ -15,7 +15,12 @@ use nanodex_core::graph::{self, GraphStore, Inspect, NodeDetail};
 use nanodex_core::progress::{Cancel, ProgressEvent, Sink};
 
 #[derive(Parser)]
-#[command(name = "nanodex", version, about = "Compile a codebase into a portable domain expert", propagate_version = true)]
+#[command(
+    name = "nanodex",
+    version,
+    about = "Compile a codebase into a portable domain expert",
+    propagate_version = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -24,7 +29,12 @@ struct Cli {
 #[derive(clap::Args, Clone)]
 struct Common {
     /// Workspace folder that holds the graph (`<workspace>/brain/graph.db`) and caches.
-    #[arg(long, short = 'w', env = "NANODEX_WORKSPACE", default_value = ".nanodex")]
+    #[arg(
+        long,
+        short = 'w',
+        env = "NANODEX_WORKSPACE",
+        default_value = ".nanodex"
+    )]
     workspace: PathBuf,
     /// Configuration file overriding the embedded defaults (see config/extract.yaml).
     #[arg(long, short = 'c', env = "NANODEX_CONFIG")]
@@ -89,10 +99,17 @@ enum GraphCommand {
 }
 
 fn main() -> ExitCode {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("NANODEX_LOG").unwrap_or_else(|_| "warn".into());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("NANODEX_LOG")
+        .unwrap_or_else(|_| "warn".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(err) => {
             eprintln!("error: starting runtime: {err}");
@@ -102,7 +119,10 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(err) => {
-            if err.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)) {
+            if err.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            }) {
                 return ExitCode::SUCCESS;
             }
             eprintln!("error: {err:#}");
@@ -113,7 +133,13 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Extract { repo, common, full, no_store, json } => cmd_extract(repo, common, full, no_store, json).await,
+        Command::Extract {
+            repo,
+            common,
+            full,
+            no_store,
+            json,
+        } => cmd_extract(repo, common, full, no_store, json).await,
         Command::GraphInspect { common, json } => {
             let store = open_read(&common).await?;
             let inspect = store.inspect().await?;
@@ -124,7 +150,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Graph { command: GraphCommand::Show { name, common, json } } => {
+        Command::Graph {
+            command: GraphCommand::Show { name, common, json },
+        } => {
             let store = open_read(&common).await?;
             let details = store.show(&name).await?;
             if json {
@@ -134,7 +162,14 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Graph { command: GraphCommand::Query { sql, common, json: _ } } => {
+        Command::Graph {
+            command:
+                GraphCommand::Query {
+                    sql,
+                    common,
+                    json: _,
+                },
+        } => {
             let store = open_read(&common).await?;
             let rows = store.query_readonly(&sql).await?;
             print_json(&rows)?;
@@ -161,8 +196,14 @@ impl Sink for BarSink {
                 *stage = ev.stage;
                 self.bar.reset();
                 self.bar.set_prefix(ev.stage);
-                let unit = if ev.stage == "store" { "records" } else { "files" };
-                let template = format!("{{prefix:>8}} [{{bar:30}}] {{pos}}/{{len}} {unit} {{per_sec}} ETA {{eta}} {{wide_msg}}");
+                let unit = if ev.stage == "store" {
+                    "records"
+                } else {
+                    "files"
+                };
+                let template = format!(
+                    "{{prefix:>8}} [{{bar:30}}] {{pos}}/{{len}} {unit} {{per_sec}} ETA {{eta}} {{wide_msg}}"
+                );
                 if let Ok(style) = ProgressStyle::with_template(&template) {
                     self.bar.set_style(style.progress_chars("=> "));
                 }
@@ -176,22 +217,39 @@ impl Sink for BarSink {
     }
 }
 
-async fn cmd_extract(repo: PathBuf, common: Common, full: bool, no_store: bool, json: bool) -> Result<ExitCode> {
+async fn cmd_extract(
+    repo: PathBuf,
+    common: Common,
+    full: bool,
+    no_store: bool,
+    json: bool,
+) -> Result<ExitCode> {
     let started = Instant::now();
     let cfg = config::load(common.config.as_deref())?;
     let root = extract::check_repo(&repo)?;
     let brain = graph::brain_dir(&common.workspace);
     let cache_path = brain.join("facts.cache");
     // Take the workspace (lock + store) before any work, so a second writer fails at once.
-    let mut store = if no_store { None } else { Some(GraphStore::open(&cfg.graph, &common.workspace, true).await?) };
-    let previous = if full || no_store { FactsCache::default() } else { FactsCache::load(&cache_path) };
+    let mut store = if no_store {
+        None
+    } else {
+        Some(GraphStore::open(&cfg.graph, &common.workspace, true).await?)
+    };
+    let previous = if full || no_store {
+        FactsCache::default()
+    } else {
+        FactsCache::load(&cache_path)
+    };
 
     let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr_with_hz(10));
     if json {
         bar.set_draw_target(ProgressDrawTarget::hidden());
     }
     bar.enable_steady_tick(Duration::from_millis(200));
-    let sink = std::sync::Arc::new(BarSink { bar: bar.clone(), stage: Mutex::new("") });
+    let sink = std::sync::Arc::new(BarSink {
+        bar: bar.clone(),
+        stage: Mutex::new(""),
+    });
     let cancel = Cancel::new();
     let on_signal = cancel.clone();
     tokio::spawn(async move {
@@ -200,10 +258,17 @@ async fn cmd_extract(repo: PathBuf, common: Common, full: bool, no_store: bool, 
         }
     });
 
-    let (extract_cfg, root2, sink2, cancel2) = (cfg.extract.clone(), root.clone(), sink.clone(), cancel.clone());
-    let extraction = tokio::task::spawn_blocking(move || extract::run(&extract_cfg, &root2, &previous, sink2.as_ref(), &cancel2))
-        .await
-        .context("extraction thread panicked")??;
+    let (extract_cfg, root2, sink2, cancel2) = (
+        cfg.extract.clone(),
+        root.clone(),
+        sink.clone(),
+        cancel.clone(),
+    );
+    let extraction = tokio::task::spawn_blocking(move || {
+        extract::run(&extract_cfg, &root2, &previous, sink2.as_ref(), &cancel2)
+    })
+    .await
+    .context("extraction thread panicked")??;
     let mut report = extraction.report.clone();
     let mut write = None;
     if let Some(store) = store.as_mut() {
@@ -212,12 +277,16 @@ async fn cmd_extract(repo: PathBuf, common: Common, full: bool, no_store: bool, 
             res = store.write(&extraction.graph, &root.display().to_string(), full, sink.as_ref()) => res?,
             _ = wait_cancel(&cancel) => anyhow::bail!("cancelled; the previous graph is unchanged"),
         };
-        report.timings_ms.insert("store".into(), t.elapsed().as_millis() as u64);
+        report
+            .timings_ms
+            .insert("store".into(), t.elapsed().as_millis() as u64);
         FactsCache::new(extraction.files).save(&cache_path)?;
         write = Some(written);
     }
     bar.finish_and_clear();
-    report.timings_ms.insert("total".into(), started.elapsed().as_millis() as u64);
+    report
+        .timings_ms
+        .insert("total".into(), started.elapsed().as_millis() as u64);
     if json {
         print_json(&serde_json::json!({ "report": report, "write": write }))?;
     } else {
@@ -243,26 +312,61 @@ fn join_counts(map: &std::collections::BTreeMap<String, u64>) -> String {
     if map.is_empty() {
         return "none".into();
     }
-    map.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+    map.iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
-fn print_report(report: &ExtractReport, write: Option<&graph::WriteReport>, no_store: bool, workspace: &Path) -> Result<()> {
+fn print_report(
+    report: &ExtractReport,
+    write: Option<&graph::WriteReport>,
+    no_store: bool,
+    workspace: &Path,
+) -> Result<()> {
     let mut out = std::io::stdout().lock();
     let files: u64 = report.files_by_lang.values().sum();
     let secs = report.timings_ms.get("total").copied().unwrap_or(0) as f64 / 1000.0;
-    writeln!(out, "extracted {} ({files} files, {:.1} MB) in {secs:.2}s", report.root, report.bytes as f64 / 1e6)?;
+    writeln!(
+        out,
+        "extracted {} ({files} files, {:.1} MB) in {secs:.2}s",
+        report.root,
+        report.bytes as f64 / 1e6
+    )?;
     writeln!(out, "  files:       {}", join_counts(&report.files_by_lang))?;
-    writeln!(out, "  parsed:      {} (reused from cache: {})", report.parsed, report.reused)?;
+    writeln!(
+        out,
+        "  parsed:      {} (reused from cache: {})",
+        report.parsed, report.reused
+    )?;
     writeln!(out, "  skipped:     {}", join_counts(&report.skipped))?;
     writeln!(out, "  nodes:       {}", join_counts(&report.nodes))?;
     writeln!(out, "  edges:       {}", join_counts(&report.edges))?;
     let r = &report.resolve;
     let calls = r.calls_resolved + r.calls_unresolved;
-    let share = if calls == 0 { 0.0 } else { 100.0 * r.calls_resolved as f64 / calls as f64 };
-    writeln!(out, "  calls:       {} resolved, {} unresolved ({share:.1}% resolved)", r.calls_resolved, r.calls_unresolved)?;
-    writeln!(out, "  parse errors: {} files{}", report.parse_error_files.len(), examples(&report.parse_error_files))?;
+    let share = if calls == 0 {
+        0.0
+    } else {
+        100.0 * r.calls_resolved as f64 / calls as f64
+    };
+    writeln!(
+        out,
+        "  calls:       {} resolved, {} unresolved ({share:.1}% resolved)",
+        r.calls_resolved, r.calls_unresolved
+    )?;
+    writeln!(
+        out,
+        "  parse errors: {} files{}",
+        report.parse_error_files.len(),
+        examples(&report.parse_error_files)
+    )?;
     if !report.invalid_utf8_files.is_empty() {
-        writeln!(out, "  invalid UTF-8 (decoded lossily): {}{}", report.invalid_utf8_files.len(), examples(&report.invalid_utf8_files))?;
+        writeln!(
+            out,
+            "  invalid UTF-8 (decoded lossily): {}{}",
+            report.invalid_utf8_files.len(),
+            examples(&report.invalid_utf8_files)
+        )?;
     }
     writeln!(out, "  time (ms):   {}", join_counts(&report.timings_ms))?;
     match write {
@@ -287,12 +391,20 @@ fn examples(list: &[String]) -> String {
         return String::new();
     }
     let shown: Vec<&str> = list.iter().take(5).map(String::as_str).collect();
-    format!(" ({}{})", shown.join(", "), if list.len() > 5 { ", ..." } else { "" })
+    format!(
+        " ({}{})",
+        shown.join(", "),
+        if list.len() > 5 { ", ..." } else { "" }
+    )
 }
 
 fn print_inspect(i: &Inspect) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    writeln!(out, "graph of {} (generation {}, written {})", i.root, i.generation, i.extracted_at)?;
+    writeln!(
+        out,
+        "graph of {} (generation {}, written {})",
+        i.root, i.generation, i.extracted_at
+    )?;
     writeln!(out, "nodes:")?;
     for (ty, n) in &i.nodes {
         let langs = i.nodes_by_lang.get(ty).map(join_counts).unwrap_or_default();
@@ -302,12 +414,27 @@ fn print_inspect(i: &Inspect) -> Result<()> {
     for (kind, n) in &i.edges {
         writeln!(out, "  {kind:<11} {n:>8}")?;
     }
-    writeln!(out, "resolved calls: {:.1}% ({} of {})", 100.0 * i.resolved_call_share, i.resolve.calls_resolved, i.resolve.calls_resolved + i.resolve.calls_unresolved)?;
+    writeln!(
+        out,
+        "resolved calls: {:.1}% ({} of {})",
+        100.0 * i.resolved_call_share,
+        i.resolve.calls_resolved,
+        i.resolve.calls_resolved + i.resolve.calls_unresolved
+    )?;
     writeln!(out, "most connected modules (imports out / in):")?;
     for m in &i.most_connected_modules {
-        writeln!(out, "  {:<50} {:>4} / {:<4}", m.path, m.imports, m.imported_by)?;
+        writeln!(
+            out,
+            "  {:<50} {:>4} / {:<4}",
+            m.path, m.imports, m.imported_by
+        )?;
     }
-    writeln!(out, "parse-error files: {}{}", i.parse_error_files.len(), examples(&i.parse_error_files))?;
+    writeln!(
+        out,
+        "parse-error files: {}{}",
+        i.parse_error_files.len(),
+        examples(&i.parse_error_files)
+    )?;
     Ok(())
 }
 
@@ -330,9 +457,21 @@ fn print_show(details: &[NodeDetail]) -> Result<()> {
         for e in &d.edges {
             let arrow = if e.direction == "out" { "->" } else { "<-" };
             // Outgoing: where the other end is defined; incoming: where the other end writes the relation.
-            let line = if e.direction == "out" { e.line } else { e.lines.first().copied().unwrap_or(e.line) };
-            let at = if e.path.is_empty() { String::new() } else { format!("  {}:{line}", e.path) };
-            let conf = if e.confidence < 1.0 { format!("  (confidence {:.2})", e.confidence) } else { String::new() };
+            let line = if e.direction == "out" {
+                e.line
+            } else {
+                e.lines.first().copied().unwrap_or(e.line)
+            };
+            let at = if e.path.is_empty() {
+                String::new()
+            } else {
+                format!("  {}:{line}", e.path)
+            };
+            let conf = if e.confidence < 1.0 {
+                format!("  (confidence {:.2})", e.confidence)
+            } else {
+                String::new()
+            };
             writeln!(out, "  {arrow} {:<11} {}{at}{conf}", e.kind, e.qname)?;
         }
         writeln!(out)?;

@@ -6,12 +6,16 @@ use std::process::{Command, Output, Stdio};
 
 fn nanodex() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_nanodex"));
-    cmd.env_remove("NANODEX_WORKSPACE").env_remove("NANODEX_CONFIG").env("NO_COLOR", "1");
+    cmd.env_remove("NANODEX_WORKSPACE")
+        .env_remove("NANODEX_CONFIG")
+        .env("NO_COLOR", "1");
     cmd
 }
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures")
+        .join(name)
 }
 
 fn run(args: &[&str]) -> Output {
@@ -27,7 +31,13 @@ fn stderr(out: &Output) -> String {
 }
 
 fn stdlib() -> String {
-    let out = Command::new("python3").args(["-c", "import sysconfig; print(sysconfig.get_paths()['stdlib'])"]).output().expect("python3");
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import sysconfig; print(sysconfig.get_paths()['stdlib'])",
+        ])
+        .output()
+        .expect("python3");
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
@@ -49,13 +59,31 @@ fn extract_inspect_show_query() {
     assert_eq!(json["edges"]["extends"], 3);
     assert!(json["resolved_call_share"].as_f64().unwrap() > 0.5);
 
-    let out = run(&["graph", "show", "com.acme.bank.Checking.withdraw", "--workspace", wsp]);
+    let out = run(&[
+        "graph",
+        "show",
+        "com.acme.bank.Checking.withdraw",
+        "--workspace",
+        wsp,
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    assert!(text.contains("-> throws      com.acme.bank.InsufficientFundsException"), "{text}");
-    assert!(text.contains("-> calls       com.acme.bank.AbstractAccount.audit"), "{text}");
+    assert!(
+        text.contains("-> throws      com.acme.bank.InsufficientFundsException"),
+        "{text}"
+    );
+    assert!(
+        text.contains("-> calls       com.acme.bank.AbstractAccount.audit"),
+        "{text}"
+    );
 
-    let out = run(&["graph", "query", "SELECT VALUE name FROM class WHERE ->extends->class.name CONTAINS 'BankException'", "--workspace", wsp]);
+    let out = run(&[
+        "graph",
+        "query",
+        "SELECT VALUE name FROM class WHERE ->extends->class.name CONTAINS 'BankException'",
+        "--workspace",
+        wsp,
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json, serde_json::json!([["InsufficientFundsException"]]));
@@ -65,7 +93,13 @@ fn extract_inspect_show_query() {
     assert!(stderr(&out).contains("read-only"), "{}", stderr(&out));
 
     // A second run with nothing changed is incremental and parses nothing.
-    let out = run(&["extract", repo.to_str().unwrap(), "--workspace", wsp, "--json"]);
+    let out = run(&[
+        "extract",
+        repo.to_str().unwrap(),
+        "--workspace",
+        wsp,
+        "--json",
+    ]);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["report"]["parsed"], 0);
     assert_eq!(json["write"]["mode"], "incremental");
@@ -77,7 +111,10 @@ fn errors_are_one_clear_line() {
     let wsp = ws.path().to_str().unwrap();
     let out = run(&["extract", "/no/such/repo", "--workspace", wsp]);
     assert!(!out.status.success());
-    assert_eq!(stderr(&out).trim(), "error: /no/such/repo: no such directory; pass the path of a repository checkout");
+    assert_eq!(
+        stderr(&out).trim(),
+        "error: /no/such/repo: no such directory; pass the path of a repository checkout"
+    );
 
     let file = fixture("python").join("requirements.txt");
     let out = run(&["extract", file.to_str().unwrap(), "--workspace", wsp]);
@@ -85,13 +122,31 @@ fn errors_are_one_clear_line() {
 
     let cfg = ws.path().join("bad.yaml");
     std::fs::write(&cfg, "extract:\n  max_file_sise: 10\n").unwrap();
-    let out = run(&["extract", fixture("python").to_str().unwrap(), "--workspace", wsp, "--config", cfg.to_str().unwrap()]);
+    let out = run(&[
+        "extract",
+        fixture("python").to_str().unwrap(),
+        "--workspace",
+        wsp,
+        "--config",
+        cfg.to_str().unwrap(),
+    ]);
     let err = stderr(&out);
-    assert!(err.contains("bad.yaml") && err.contains("unknown field `max_file_sise`"), "{err}");
+    assert!(
+        err.contains("bad.yaml") && err.contains("unknown field `max_file_sise`"),
+        "{err}"
+    );
 
     let empty = tempfile::tempdir().unwrap();
-    let out = run(&["graph-inspect", "--workspace", empty.path().to_str().unwrap()]);
-    assert!(stderr(&out).contains("no code graph yet; run `nanodex extract"), "{}", stderr(&out));
+    let out = run(&[
+        "graph-inspect",
+        "--workspace",
+        empty.path().to_str().unwrap(),
+    ]);
+    assert!(
+        stderr(&out).contains("no code graph yet; run `nanodex extract"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// Starts `extract` of the stdlib with info logs, returning once it logs that it is writing the graph.
@@ -122,13 +177,21 @@ fn concurrent_writer_is_refused_and_kill_9_leaves_a_usable_graph() {
     let ws = tempfile::tempdir().unwrap();
     let wsp = ws.path().to_str().unwrap();
     let java = fixture("java");
-    assert!(run(&["extract", java.to_str().unwrap(), "--workspace", wsp]).status.success());
+    assert!(
+        run(&["extract", java.to_str().unwrap(), "--workspace", wsp])
+            .status
+            .success()
+    );
 
     let mut writer = start_writer(wsp);
     // A second writer while the first one holds the workspace.
     let out = run(&["extract", java.to_str().unwrap(), "--workspace", wsp]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("workspace is locked by another nanodex process"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("workspace is locked by another nanodex process"),
+        "{}",
+        stderr(&out)
+    );
 
     // Kill the writer in the middle of its write.
     writer.kill().unwrap();

@@ -89,10 +89,16 @@ pub struct Config {
 
 /// Loads the defaults, overlays `path` when given, and validates.
 pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
-    let defaults = parse(DEFAULT_EXTRACT_YAML, Path::new("<embedded config/extract.yaml>"))?;
+    let defaults = parse(
+        DEFAULT_EXTRACT_YAML,
+        Path::new("<embedded config/extract.yaml>"),
+    )?;
     let user = match path {
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
             parse(&text, path)?
         }
         None => RawFile::default(),
@@ -102,7 +108,10 @@ pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
 
 /// Parses YAML text (for tests and callers that hold the text).
 pub fn from_yaml(text: &str) -> Result<Config, ConfigError> {
-    let defaults = parse(DEFAULT_EXTRACT_YAML, Path::new("<embedded config/extract.yaml>"))?;
+    let defaults = parse(
+        DEFAULT_EXTRACT_YAML,
+        Path::new("<embedded config/extract.yaml>"),
+    )?;
     merge(defaults, parse(text, Path::new("<yaml>"))?).validate(None)
 }
 
@@ -110,12 +119,21 @@ fn parse(text: &str, path: &Path) -> Result<RawFile, ConfigError> {
     if text.trim().is_empty() {
         return Ok(RawFile::default());
     }
-    serde_yaml_ng::from_str(text).map_err(|err| ConfigError::Parse { path: path.to_path_buf(), message: err.to_string() })
+    serde_yaml_ng::from_str(text).map_err(|err| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: err.to_string(),
+    })
 }
 
 fn merge(base: RawFile, over: RawFile) -> RawFile {
-    let (be, oe) = (base.extract.unwrap_or_default(), over.extract.unwrap_or_default());
-    let (bg, og) = (base.graph.unwrap_or_default(), over.graph.unwrap_or_default());
+    let (be, oe) = (
+        base.extract.unwrap_or_default(),
+        over.extract.unwrap_or_default(),
+    );
+    let (bg, og) = (
+        base.graph.unwrap_or_default(),
+        over.graph.unwrap_or_default(),
+    );
     RawFile {
         extract: Some(RawExtract {
             exclude: oe.exclude.or(be.exclude),
@@ -167,15 +185,26 @@ impl RawFile {
         if extract.max_file_size == Some(0) {
             problems.push("extract.max_file_size: must be > 0, got 0".into());
         }
+        if let Some(ns) = &graph.namespace {
+            if ns.is_empty() || !ns.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                problems.push(format!(
+                    "graph.namespace: must be letters, digits or `_`, got `{ns}`"
+                ));
+            }
+        }
         if graph.batch_size == Some(0) {
             problems.push("graph.batch_size: must be > 0, got 0".into());
         }
         let store = match graph.store.as_deref().unwrap_or("").trim() {
             "" => Store::Workspace,
             "memory" | "mem://" => Store::Memory,
-            url if url.starts_with("ws://") || url.starts_with("wss://") => Store::Remote(url.to_string()),
+            url if url.starts_with("ws://") || url.starts_with("wss://") => {
+                Store::Remote(url.to_string())
+            }
             other => {
-                problems.push(format!("graph.store: expected \"\", \"memory\" or a ws:// / wss:// URL, got `{other}`"));
+                problems.push(format!(
+                    "graph.store: expected \"\", \"memory\" or a ws:// / wss:// URL, got `{other}`"
+                ));
                 Store::Workspace
             }
         };
@@ -220,12 +249,24 @@ mod tests {
         assert_eq!(cfg.extract.languages.len(), 6);
         assert_eq!(cfg.graph.store, Store::Memory);
 
-        let err = from_yaml("extract:\n  exclud: [x]\n").unwrap_err().to_string();
+        let err = from_yaml("extract:\n  exclud: [x]\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("unknown field `exclud`"), "{err}");
-        let err = from_yaml("extract:\n  languages: [cobol]\n  max_file_size: 0\n").unwrap_err().to_string();
-        assert!(err.contains("extract.languages: unknown language `cobol`"), "{err}");
-        assert!(err.contains("extract.max_file_size: must be > 0, got 0"), "{err}");
-        let err = from_yaml("graph:\n  store: http://x\n").unwrap_err().to_string();
+        let err = from_yaml("extract:\n  languages: [cobol]\n  max_file_size: 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("extract.languages: unknown language `cobol`"),
+            "{err}"
+        );
+        assert!(
+            err.contains("extract.max_file_size: must be > 0, got 0"),
+            "{err}"
+        );
+        let err = from_yaml("graph:\n  store: http://x\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("graph.store"), "{err}");
     }
 }

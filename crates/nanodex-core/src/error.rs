@@ -115,13 +115,18 @@ pub enum GraphError {
     #[error("graph query is read-only: `{0}` is not allowed")]
     ReadOnly(String),
     /// No node matched.
-    #[error("no node named `{0}`; try `nanodex graph query \"SELECT qname FROM function WHERE name ~ '{0}'\"`")]
+    #[error(
+        "no node named `{0}`; try `nanodex graph query \"SELECT qname FROM function WHERE name ~ '{0}'\"`"
+    )]
     NotFound(String),
 }
 
 impl GraphError {
     pub(crate) fn db(context: impl Into<String>) -> impl FnOnce(surrealdb::Error) -> GraphError {
         let context = context.into();
-        move |err| GraphError::Db { context, message: err.to_string() }
+        move |err| GraphError::Db {
+            context,
+            message: err.to_string(),
+        }
     }
 }

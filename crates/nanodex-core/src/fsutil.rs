@@ -9,7 +9,11 @@ use std::path::{Path, PathBuf};
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(".{}.tmp-{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("file"), std::process::id()));
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
+        std::process::id()
+    ));
     {
         let mut file = File::create(&tmp)?;
         file.write_all(bytes)?;
@@ -44,16 +48,31 @@ pub fn try_lock(path: &Path) -> Result<FileLock, LockError> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(LockError::Io)?;
     }
-    let mut file = std::fs::OpenOptions::new().create(true).truncate(false).read(true).write(true).open(path).map_err(LockError::Io)?;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(LockError::Io)?;
     match file.try_lock() {
         Ok(()) => {
             let _ = file.set_len(0);
             let _ = writeln!(file, "{}", std::process::id());
-            Ok(FileLock { _file: file, path: path.to_path_buf() })
+            Ok(FileLock {
+                _file: file,
+                path: path.to_path_buf(),
+            })
         }
         Err(std::fs::TryLockError::WouldBlock) => {
-            let pid = std::fs::read_to_string(path).map(|s| s.trim().to_string()).unwrap_or_default();
-            Err(LockError::Held(if pid.is_empty() { "?".into() } else { pid }))
+            let pid = std::fs::read_to_string(path)
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default();
+            Err(LockError::Held(if pid.is_empty() {
+                "?".into()
+            } else {
+                pid
+            }))
         }
         Err(std::fs::TryLockError::Error(e)) => Err(LockError::Io(e)),
     }

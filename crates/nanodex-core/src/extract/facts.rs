@@ -57,7 +57,10 @@ pub enum DefKind {
 impl DefKind {
     /// Whether this definition becomes a `class` node.
     pub fn is_type(self) -> bool {
-        matches!(self, Self::Class | Self::Interface | Self::Struct | Self::Enum | Self::Trait)
+        matches!(
+            self,
+            Self::Class | Self::Interface | Self::Struct | Self::Enum | Self::Trait
+        )
     }
     /// Whether this definition becomes a `function` node.
     pub fn is_callable(self) -> bool {

@@ -99,12 +99,17 @@ pub struct FactsCache {
 impl FactsCache {
     /// Wraps parsed files as a cache.
     pub fn new(files: Vec<ParsedFile>) -> Self {
-        FactsCache { version: FACTS_VERSION, files }
+        FactsCache {
+            version: FACTS_VERSION,
+            files,
+        }
     }
 
     /// Loads a cache file; a missing, corrupt or outdated cache is an empty one.
     pub fn load(path: &Path) -> FactsCache {
-        let Ok(bytes) = std::fs::read(path) else { return FactsCache::default() };
+        let Ok(bytes) = std::fs::read(path) else {
+            return FactsCache::default();
+        };
         match postcard::from_bytes::<FactsCache>(&bytes) {
             Ok(cache) if cache.version == FACTS_VERSION => cache,
             _ => {
@@ -116,8 +121,14 @@ impl FactsCache {
 
     /// Writes the cache atomically (temporary file, fsync, rename).
     pub fn save(&self, path: &Path) -> Result<(), ExtractError> {
-        let bytes = postcard::to_stdvec(self).map_err(|e| ExtractError::Io { path: path.to_path_buf(), source: std::io::Error::other(e) })?;
-        crate::fsutil::write_atomic(path, &bytes).map_err(|source| ExtractError::Io { path: path.to_path_buf(), source })
+        let bytes = postcard::to_stdvec(self).map_err(|e| ExtractError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(e),
+        })?;
+        crate::fsutil::write_atomic(path, &bytes).map_err(|source| ExtractError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 
     /// Number of cached files.
@@ -139,33 +150,63 @@ enum FileOutcome {
 /// Checks that `root` is an existing directory and returns its canonical path.
 pub fn check_repo(root: &Path) -> Result<PathBuf, ExtractError> {
     match std::fs::metadata(root) {
-        Err(_) => Err(ExtractError::RepoMissing { path: root.to_path_buf() }),
-        Ok(m) if !m.is_dir() => Err(ExtractError::NotADirectory { path: root.to_path_buf() }),
-        Ok(_) => std::fs::canonicalize(root).map_err(|source| ExtractError::Io { path: root.to_path_buf(), source }),
+        Err(_) => Err(ExtractError::RepoMissing {
+            path: root.to_path_buf(),
+        }),
+        Ok(m) if !m.is_dir() => Err(ExtractError::NotADirectory {
+            path: root.to_path_buf(),
+        }),
+        Ok(_) => std::fs::canonicalize(root).map_err(|source| ExtractError::Io {
+            path: root.to_path_buf(),
+            source,
+        }),
     }
 }
 
 /// Extracts the code graph of the repository at `root`.
-pub fn run(cfg: &ExtractConfig, root: &Path, previous: &FactsCache, sink: &dyn Sink, cancel: &Cancel) -> Result<Extraction, ExtractError> {
+pub fn run(
+    cfg: &ExtractConfig,
+    root: &Path,
+    previous: &FactsCache,
+    sink: &dyn Sink,
+    cancel: &Cancel,
+) -> Result<Extraction, ExtractError> {
     let root = check_repo(root)?;
-    let mut report = ExtractReport { root: root.display().to_string(), ..ExtractReport::default() };
+    let mut report = ExtractReport {
+        root: root.display().to_string(),
+        ..ExtractReport::default()
+    };
     let t0 = Instant::now();
-    sink.event(ProgressEvent { stage: "walk", done: 0, total: None, message: root.display().to_string() });
+    sink.event(ProgressEvent {
+        stage: "walk",
+        done: 0,
+        total: None,
+        message: root.display().to_string(),
+    });
     let mut walked = walk::walk(cfg, &root);
-    report.timings_ms.insert("walk".into(), t0.elapsed().as_millis() as u64);
+    report
+        .timings_ms
+        .insert("walk".into(), t0.elapsed().as_millis() as u64);
     if cancel.is_cancelled() {
         return Err(ExtractError::Cancelled);
     }
 
     let t1 = Instant::now();
-    let previous: HashMap<&str, &ParsedFile> = previous.files.iter().map(|f| (f.path.as_str(), f)).collect();
+    let previous: HashMap<&str, &ParsedFile> = previous
+        .files
+        .iter()
+        .map(|f| (f.path.as_str(), f))
+        .collect();
     let total = walked.files.len() as u64;
     let done = AtomicU64::new(0);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(cfg.threads)
         .thread_name(|i| format!("nanodex-parse-{i}"))
         .build()
-        .map_err(|e| ExtractError::Io { path: root.clone(), source: std::io::Error::other(e) })?;
+        .map_err(|e| ExtractError::Io {
+            path: root.clone(),
+            source: std::io::Error::other(e),
+        })?;
     let outcomes: Vec<FileOutcome> = pool.install(|| {
         walked
             .files
@@ -177,7 +218,12 @@ pub fn run(cfg: &ExtractConfig, root: &Path, previous: &FactsCache, sink: &dyn S
                 let outcome = read_and_parse(cand, cfg.max_file_size, &previous);
                 let n = done.fetch_add(1, Ordering::Relaxed) + 1;
                 if n % 64 == 0 || n == total {
-                    sink.event(ProgressEvent { stage: "parse", done: n, total: Some(total), message: cand.rel.clone() });
+                    sink.event(ProgressEvent {
+                        stage: "parse",
+                        done: n,
+                        total: Some(total),
+                        message: cand.rel.clone(),
+                    });
                 }
                 outcome
             })
@@ -195,7 +241,10 @@ pub fn run(cfg: &ExtractConfig, root: &Path, previous: &FactsCache, sink: &dyn S
                 } else {
                     report.parsed += 1;
                 }
-                *report.files_by_lang.entry(file.lang.as_str().to_string()).or_default() += 1;
+                *report
+                    .files_by_lang
+                    .entry(file.lang.as_str().to_string())
+                    .or_default() += 1;
                 report.bytes += file.size;
                 if file.facts.has_error {
                     report.parse_error_files.push(file.path.clone());
@@ -208,33 +257,59 @@ pub fn run(cfg: &ExtractConfig, root: &Path, previous: &FactsCache, sink: &dyn S
             FileOutcome::Skipped(reason, rel) => walked.skip(reason, &rel),
         }
     }
-    report.timings_ms.insert("parse".into(), t1.elapsed().as_millis() as u64);
+    report
+        .timings_ms
+        .insert("parse".into(), t1.elapsed().as_millis() as u64);
 
     let t2 = Instant::now();
-    sink.event(ProgressEvent { stage: "resolve", done: 0, total: Some(files.len() as u64), message: "resolving names".into() });
+    sink.event(ProgressEvent {
+        stage: "resolve",
+        done: 0,
+        total: Some(files.len() as u64),
+        message: "resolving names".into(),
+    });
     let mut deps = Vec::new();
-    for (rel, abs) in &walked.manifests {
-        match std::fs::read_to_string(abs) {
-            Ok(text) => deps.extend(manifest::parse_manifest(rel, &text)),
-            Err(_) => walked.skip("unreadable", rel),
+    for (rel, abs) in std::mem::take(&mut walked.manifests) {
+        match std::fs::read_to_string(&abs) {
+            Ok(text) => deps.extend(manifest::parse_manifest(&rel, &text)),
+            Err(_) => walked.skip("unreadable", &rel),
         }
     }
-    let repo_name = root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "repository".into());
+    let repo_name = root
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "repository".into());
     let graph = resolve::build_graph(&repo_name, &files, &deps);
-    report.timings_ms.insert("resolve".into(), t2.elapsed().as_millis() as u64);
+    report
+        .timings_ms
+        .insert("resolve".into(), t2.elapsed().as_millis() as u64);
     for node in &graph.nodes {
-        *report.nodes.entry(node.id.ty.as_str().to_string()).or_default() += 1;
+        *report
+            .nodes
+            .entry(node.id.ty.as_str().to_string())
+            .or_default() += 1;
     }
     for edge in &graph.edges {
-        *report.edges.entry(edge.kind.as_str().to_string()).or_default() += 1;
+        *report
+            .edges
+            .entry(edge.kind.as_str().to_string())
+            .or_default() += 1;
     }
     report.resolve = graph.stats.clone();
     report.skipped = walked.skipped;
     report.skipped_examples = walked.skipped_examples;
-    Ok(Extraction { graph, files, report })
+    Ok(Extraction {
+        graph,
+        files,
+        report,
+    })
 }
 
-fn read_and_parse(cand: &walk::Candidate, max_size: u64, previous: &HashMap<&str, &ParsedFile>) -> FileOutcome {
+fn read_and_parse(
+    cand: &walk::Candidate,
+    max_size: u64,
+    previous: &HashMap<&str, &ParsedFile>,
+) -> FileOutcome {
     let skip = |reason| FileOutcome::Skipped(reason, cand.rel.clone());
     let mut file = match std::fs::File::open(&cand.abs) {
         Ok(f) => f,
@@ -244,7 +319,11 @@ fn read_and_parse(cand: &walk::Candidate, max_size: u64, previous: &HashMap<&str
     // Read at most one byte past the limit: a file that grew since the walk is still caught.
     let mut bytes = Vec::new();
     if let Err(e) = (&mut file).take(max_size + 1).read_to_end(&mut bytes) {
-        return skip(if e.kind() == std::io::ErrorKind::NotFound { "vanished" } else { "unreadable" });
+        return skip(if e.kind() == std::io::ErrorKind::NotFound {
+            "vanished"
+        } else {
+            "unreadable"
+        });
     }
     if bytes.len() as u64 > max_size {
         return skip("too_large");
@@ -264,7 +343,17 @@ fn read_and_parse(cand: &walk::Candidate, max_size: u64, previous: &HashMap<&str
         Err(err) => (String::from_utf8_lossy(err.as_bytes()).into_owned(), true),
     };
     let facts = parse_file(cand.lang, &text);
-    FileOutcome::Parsed(ParsedFile { path: cand.rel.clone(), lang: cand.lang, hash, size, invalid_utf8, facts }, false)
+    FileOutcome::Parsed(
+        ParsedFile {
+            path: cand.rel.clone(),
+            lang: cand.lang,
+            hash,
+            size,
+            invalid_utf8,
+            facts,
+        },
+        false,
+    )
 }
 
 #[cfg(test)]

@@ -26,8 +26,14 @@ pub enum NodeType {
 
 impl NodeType {
     /// All node types, in table order.
-    pub const ALL: [NodeType; 6] =
-        [NodeType::Repository, NodeType::Package, NodeType::Module, NodeType::Class, NodeType::Function, NodeType::External];
+    pub const ALL: [NodeType; 6] = [
+        NodeType::Repository,
+        NodeType::Package,
+        NodeType::Module,
+        NodeType::Class,
+        NodeType::Function,
+        NodeType::External,
+    ];
 
     /// Table name.
     pub fn as_str(self) -> &'static str {
@@ -151,7 +157,11 @@ pub struct Edge {
 impl Edge {
     /// Stable key of the edge record.
     pub fn key(&self) -> String {
-        super::stable_key(&[self.kind.as_str(), &self.from.to_string(), &self.to.to_string()])
+        super::stable_key(&[
+            self.kind.as_str(),
+            &self.from.to_string(),
+            &self.to.to_string(),
+        ])
     }
 }
 

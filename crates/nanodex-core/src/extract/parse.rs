@@ -27,7 +27,12 @@ thread_local! {
 pub fn parse_file(lang: Lang, src: &str) -> FileFacts {
     let Some(tree) = parse_tree(lang, src) else {
         // tree-sitter only gives up when cancelled or out of memory; report the whole file as an error.
-        return FileFacts { has_error: true, error_lines: vec![1], n_lines: count_lines(src), ..FileFacts::default() };
+        return FileFacts {
+            has_error: true,
+            error_lines: vec![1],
+            n_lines: count_lines(src),
+            ..FileFacts::default()
+        };
     };
     facts_from_tree(lang, &tree, src)
 }
@@ -50,7 +55,8 @@ fn parse_tree(lang: Lang, src: &str) -> Option<Tree> {
 }
 
 fn count_lines(src: &str) -> u32 {
-    (src.bytes().filter(|b| *b == b'\n').count() + usize::from(!src.is_empty() && !src.ends_with('\n'))) as u32
+    (src.bytes().filter(|b| *b == b'\n').count()
+        + usize::from(!src.is_empty() && !src.ends_with('\n'))) as u32
 }
 
 /// One raw definition before nesting.
@@ -66,7 +72,11 @@ fn facts_from_tree(lang: Lang, tree: &Tree, src: &str) -> FileFacts {
     let query = lang.query();
     let names = query.capture_names();
     let root = tree.root_node();
-    let mut facts = FileFacts { n_lines: count_lines(src), has_error: root.has_error(), ..FileFacts::default() };
+    let mut facts = FileFacts {
+        n_lines: count_lines(src),
+        has_error: root.has_error(),
+        ..FileFacts::default()
+    };
 
     let mut raw_defs: Vec<RawDef<'_>> = Vec::new();
     let mut raw_refs: Vec<(RefKind, Node<'_>, String, Option<String>)> = Vec::new();
@@ -80,7 +90,7 @@ fn facts_from_tree(lang: Lang, tree: &Tree, src: &str) -> FileFacts {
         let mut receiver = None;
         let mut local_name = None;
         let mut local_type = None;
-        for cap in m.captures {
+        for cap in m.captures() {
             let cap_name = names[cap.index as usize];
             match cap_name {
                 "name" => name_node = Some(cap.node),
@@ -91,7 +101,9 @@ fn facts_from_tree(lang: Lang, tree: &Tree, src: &str) -> FileFacts {
                 _ => main = Some((cap_name, cap.node)),
             }
         }
-        let Some((main_name, node)) = main else { continue };
+        let Some((main_name, node)) = main else {
+            continue;
+        };
         if let Some(kind) = main_name.strip_prefix("def.") {
             let kind = match kind {
                 "class" => DefKind::Class,
@@ -108,7 +120,12 @@ fn facts_from_tree(lang: Lang, tree: &Tree, src: &str) -> FileFacts {
                 None => (spec.def_name)(node, src),
             };
             if let Some((name, qualifier)) = named.filter(|(name, _)| !name.is_empty()) {
-                raw_defs.push(RawDef { node, kind, name, qualifier });
+                raw_defs.push(RawDef {
+                    node,
+                    kind,
+                    name,
+                    qualifier,
+                });
             }
         } else if let Some(kind) = main_name.strip_prefix("ref.") {
             let kind = match kind {
@@ -119,7 +136,8 @@ fn facts_from_tree(lang: Lang, tree: &Tree, src: &str) -> FileFacts {
                 _ => RefKind::Implements,
             };
             let Some(name_node) = name_node else { continue };
-            let (name, qualifier) = split_qualified(text(name_node, src), spec.scope_sep).unwrap_or_default();
+            let (name, qualifier) =
+                split_qualified(text(name_node, src), spec.scope_sep).unwrap_or_default();
             if name.is_empty() {
                 continue;
             }
@@ -135,7 +153,12 @@ fn facts_from_tree(lang: Lang, tree: &Tree, src: &str) -> FileFacts {
             facts.package = Some(collapse(text(node, src), 200));
         } else if main_name == "local" || main_name == "local.member" {
             if let (Some(n), Some(t)) = (local_name, local_type) {
-                raw_locals.push((n, text(n, src).to_string(), text(t, src).to_string(), main_name == "local.member"));
+                raw_locals.push((
+                    n,
+                    text(n, src).to_string(),
+                    text(t, src).to_string(),
+                    main_name == "local.member",
+                ));
             }
         }
     }
@@ -146,7 +169,9 @@ fn facts_from_tree(lang: Lang, tree: &Tree, src: &str) -> FileFacts {
     let mut stack: Vec<usize> = Vec::new();
     for (idx, raw) in raw_defs.iter().enumerate() {
         while let Some(&top) = stack.last() {
-            if raw_defs[top].node.end_byte() >= raw.node.end_byte() && raw_defs[top].node.start_byte() <= raw.node.start_byte() {
+            if raw_defs[top].node.end_byte() >= raw.node.end_byte()
+                && raw_defs[top].node.start_byte() <= raw.node.start_byte()
+            {
                 break;
             }
             stack.pop();
@@ -195,7 +220,12 @@ fn facts_from_tree(lang: Lang, tree: &Tree, src: &str) -> FileFacts {
     facts.refs = refs;
     facts.locals = raw_locals
         .into_iter()
-        .map(|(node, name, type_name, member)| Local { name, type_name, scope: scope_of(node.start_byte()), member })
+        .map(|(node, name, type_name, member)| Local {
+            name,
+            type_name,
+            scope: scope_of(node.start_byte()),
+            member,
+        })
         .collect();
     facts.doc = module_doc(lang, root, src);
     if facts.has_error {
@@ -207,7 +237,11 @@ fn facts_from_tree(lang: Lang, tree: &Tree, src: &str) -> FileFacts {
 /// Splits `a.b.C` / `ns::C` into `C` and `[a, b]`; C++ template arguments are dropped.
 fn split_qualified(raw: &str, sep: &str) -> Option<(String, Vec<String>)> {
     let raw = raw.split('<').next().unwrap_or(raw).trim();
-    let mut parts: Vec<String> = raw.split(sep).map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect();
+    let mut parts: Vec<String> = raw
+        .split(sep)
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect();
     let name = parts.pop()?;
     Some((name, parts))
 }
@@ -216,8 +250,12 @@ fn refine_kind(lang: Lang, raw: &RawDef<'_>, parent: Option<&RawDef<'_>>) -> Def
     if raw.kind != DefKind::Function {
         return raw.kind;
     }
-    let owner_type = parent.filter(|p| p.kind.is_type()).map(|p| p.name.as_str()).or(raw.qualifier.last().map(|s| s.as_str()));
-    let in_type = parent.is_some_and(|p| p.kind.is_type()) || (matches!(lang, Lang::Cpp) && !raw.qualifier.is_empty());
+    let owner_type = parent
+        .filter(|p| p.kind.is_type())
+        .map(|p| p.name.as_str())
+        .or(raw.qualifier.last().map(|s| s.as_str()));
+    let in_type = parent.is_some_and(|p| p.kind.is_type())
+        || (matches!(lang, Lang::Cpp) && !raw.qualifier.is_empty());
     let is_ctor = match lang {
         Lang::Python => raw.name == "__init__",
         Lang::JavaScript | Lang::TypeScript => raw.name == "constructor",
@@ -235,7 +273,10 @@ fn refine_kind(lang: Lang, raw: &RawDef<'_>, parent: Option<&RawDef<'_>>) -> Def
 
 /// Header text up to the body, whitespace collapsed.
 fn signature(node: Node<'_>, src: &str) -> String {
-    let end = node.child_by_field_name("body").map(|b| b.start_byte()).unwrap_or_else(|| node.end_byte());
+    let end = node
+        .child_by_field_name("body")
+        .map(|b| b.start_byte())
+        .unwrap_or_else(|| node.end_byte());
     let end = end.min(node.start_byte() + 4 * MAX_SIGNATURE);
     let head = src.get(node.start_byte()..end).unwrap_or("");
     let head = head.trim_end().trim_end_matches([':', '{']).trim_end();
@@ -264,7 +305,11 @@ pub(crate) fn collapse(s: &str, max: usize) -> String {
 }
 
 /// Decorators / annotations, visibility and modifier keywords of a definition.
-fn def_modifiers(lang: Lang, node: Node<'_>, src: &str) -> (Vec<String>, Option<String>, Vec<String>) {
+fn def_modifiers(
+    lang: Lang,
+    node: Node<'_>,
+    src: &str,
+) -> (Vec<String>, Option<String>, Vec<String>) {
     let mut decorators = Vec::new();
     let mut visibility = None;
     let mut modifiers = Vec::new();
@@ -272,12 +317,18 @@ fn def_modifiers(lang: Lang, node: Node<'_>, src: &str) -> (Vec<String>, Option<
         Lang::Python => {
             if let Some(parent) = node.parent().filter(|p| p.kind() == "decorated_definition") {
                 let mut cursor = parent.walk();
-                for dec in parent.children(&mut cursor).filter(|c| c.kind() == "decorator") {
+                for dec in parent
+                    .children(&mut cursor)
+                    .filter(|c| c.kind() == "decorator")
+                {
                     let t = text(dec, src).trim_start_matches('@');
                     decorators.push(collapse(t, 120));
                 }
             }
-            let name = node.child_by_field_name("name").map(|n| text(n, src)).unwrap_or("");
+            let name = node
+                .child_by_field_name("name")
+                .map(|n| text(n, src))
+                .unwrap_or("");
             visibility = Some(if name.starts_with("__") && !name.ends_with("__") {
                 "private"
             } else if name.starts_with('_') && !name.ends_with("__") {
@@ -287,7 +338,14 @@ fn def_modifiers(lang: Lang, node: Node<'_>, src: &str) -> (Vec<String>, Option<
             })
             .map(String::from);
             for d in &decorators {
-                if matches!(d.as_str(), "staticmethod" | "classmethod" | "property" | "abstractmethod" | "abc.abstractmethod") {
+                if matches!(
+                    d.as_str(),
+                    "staticmethod"
+                        | "classmethod"
+                        | "property"
+                        | "abstractmethod"
+                        | "abc.abstractmethod"
+                ) {
                     modifiers.push(d.clone());
                 }
             }
@@ -303,7 +361,9 @@ fn def_modifiers(lang: Lang, node: Node<'_>, src: &str) -> (Vec<String>, Option<
                 for m in mods.children(&mut walk) {
                     let t = text(m, src);
                     match m.kind() {
-                        "marker_annotation" | "annotation" => decorators.push(collapse(t.trim_start_matches('@'), 120)),
+                        "marker_annotation" | "annotation" => {
+                            decorators.push(collapse(t.trim_start_matches('@'), 120))
+                        }
                         "public" | "private" | "protected" => visibility = Some(t.to_string()),
                         _ if !t.trim().is_empty() && !m.is_named() => modifiers.push(t.to_string()),
                         _ => {}
@@ -318,7 +378,9 @@ fn def_modifiers(lang: Lang, node: Node<'_>, src: &str) -> (Vec<String>, Option<
             let mut cursor = node.walk();
             for child in node.children(&mut cursor) {
                 match child.kind() {
-                    "storage_class_specifier" | "virtual" | "type_qualifier" => modifiers.push(text(child, src).to_string()),
+                    "storage_class_specifier" | "virtual" | "type_qualifier" => {
+                        modifiers.push(text(child, src).to_string())
+                    }
                     _ => {}
                 }
             }
@@ -328,14 +390,23 @@ fn def_modifiers(lang: Lang, node: Node<'_>, src: &str) -> (Vec<String>, Option<
             let mut cursor = node.walk();
             for child in node.children(&mut cursor) {
                 match child.kind() {
-                    "static" | "async" | "abstract" | "readonly" | "get" | "set" => modifiers.push(text(child, src).to_string()),
+                    "static" | "async" | "abstract" | "readonly" | "get" | "set" => {
+                        modifiers.push(text(child, src).to_string())
+                    }
                     "accessibility_modifier" => visibility = Some(text(child, src).to_string()),
-                    "decorator" => decorators.push(collapse(text(child, src).trim_start_matches('@'), 120)),
+                    "decorator" => {
+                        decorators.push(collapse(text(child, src).trim_start_matches('@'), 120))
+                    }
                     _ => {}
                 }
             }
-            let exported = node.parent().is_some_and(|p| p.kind() == "export_statement")
-                || node.parent().and_then(|p| p.parent()).is_some_and(|p| p.kind() == "export_statement");
+            let exported = node
+                .parent()
+                .is_some_and(|p| p.kind() == "export_statement")
+                || node
+                    .parent()
+                    .and_then(|p| p.parent())
+                    .is_some_and(|p| p.kind() == "export_statement");
             if exported {
                 modifiers.push("export".into());
             }
@@ -346,7 +417,9 @@ fn def_modifiers(lang: Lang, node: Node<'_>, src: &str) -> (Vec<String>, Option<
 
 /// Access of a C++ member: the nearest `public:` / `private:` label above it in the class body.
 fn cpp_access(node: Node<'_>, src: &str) -> Option<String> {
-    let body = node.parent().filter(|p| p.kind() == "field_declaration_list")?;
+    let body = node
+        .parent()
+        .filter(|p| p.kind() == "field_declaration_list")?;
     let mut sibling = node.prev_sibling();
     while let Some(s) = sibling {
         if s.kind() == "access_specifier" {
@@ -355,7 +428,14 @@ fn cpp_access(node: Node<'_>, src: &str) -> Option<String> {
         sibling = s.prev_sibling();
     }
     let class_kind = body.parent().map(|c| c.kind());
-    Some(if class_kind == Some("class_specifier") { "private" } else { "public" }.to_string())
+    Some(
+        if class_kind == Some("class_specifier") {
+            "private"
+        } else {
+            "public"
+        }
+        .to_string(),
+    )
 }
 
 /// First paragraph of a definition's docstring (Python) or the comment block right above it.
@@ -369,7 +449,11 @@ fn def_doc(lang: Lang, node: Node<'_>, src: &str) -> Option<String> {
     while let Some(parent) = anchor.parent() {
         let wraps = matches!(
             parent.kind(),
-            "template_declaration" | "export_statement" | "lexical_declaration" | "variable_declaration" | "declaration"
+            "template_declaration"
+                | "export_statement"
+                | "lexical_declaration"
+                | "variable_declaration"
+                | "declaration"
         );
         if !wraps {
             break;
@@ -396,7 +480,7 @@ fn comment_above(node: Node<'_>, src: &str) -> Option<String> {
     let mut expected_end_row = node.start_position().row;
     let mut sibling = node.prev_sibling();
     while let Some(s) = sibling {
-        if s.kind() != "comment" || s.end_position().row + 1 < expected_end_row {
+        if !s.kind().ends_with("comment") || s.end_position().row + 1 < expected_end_row {
             break;
         }
         lines.push(text(s, src));
@@ -445,12 +529,14 @@ fn module_doc(lang: Lang, root: Node<'_>, src: &str) -> Option<String> {
     if lang == Lang::Python {
         return python_docstring(root, src);
     }
-    let first = root.named_child(0).filter(|c| c.kind() == "comment")?;
+    let first = root
+        .named_child(0)
+        .filter(|c| c.kind().ends_with("comment"))?;
     let mut cursor = root.walk();
     let mut parts = Vec::new();
     let mut row = first.start_position().row;
     for child in root.named_children(&mut cursor) {
-        if child.kind() != "comment" || child.start_position().row > row + 1 {
+        if !child.kind().ends_with("comment") || child.start_position().row > row + 1 {
             break;
         }
         parts.push(text(child, src));
@@ -459,7 +545,14 @@ fn module_doc(lang: Lang, root: Node<'_>, src: &str) -> Option<String> {
     let joined = parts.join("\n");
     let cleaned: Vec<&str> = joined
         .lines()
-        .map(|l| l.trim().trim_start_matches("/*").trim_end_matches("*/").trim_start_matches("//").trim_start_matches('*').trim())
+        .map(|l| {
+            l.trim()
+                .trim_start_matches("/*")
+                .trim_end_matches("*/")
+                .trim_start_matches("//")
+                .trim_start_matches('*')
+                .trim()
+        })
         .collect();
     first_paragraph(&cleaned.join("\n"))
 }

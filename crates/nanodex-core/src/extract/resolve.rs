@@ -17,17 +17,75 @@ use super::stable_key;
 
 /// Python builtin exception and base types: unresolved bases and raises of these become `builtins.<name>`.
 const PY_BUILTINS: &[&str] = &[
-    "object", "Exception", "BaseException", "ValueError", "TypeError", "KeyError", "IndexError", "LookupError",
-    "RuntimeError", "NotImplementedError", "AttributeError", "OSError", "IOError", "EnvironmentError",
-    "FileNotFoundError", "FileExistsError", "PermissionError", "IsADirectoryError", "NotADirectoryError",
-    "StopIteration", "StopAsyncIteration", "ArithmeticError", "ZeroDivisionError", "OverflowError", "AssertionError",
-    "ImportError", "ModuleNotFoundError", "UnicodeError", "UnicodeDecodeError", "UnicodeEncodeError", "EOFError",
-    "ConnectionError", "TimeoutError", "RecursionError", "MemoryError", "SystemExit", "KeyboardInterrupt",
-    "GeneratorExit", "BufferError", "SyntaxError", "Warning", "UserWarning", "DeprecationWarning", "dict", "list",
-    "tuple", "set", "int", "str", "bytes", "float", "type", "property", "BlockingIOError", "ChildProcessError",
-    "BrokenPipeError", "ConnectionResetError", "ConnectionAbortedError", "ConnectionRefusedError", "InterruptedError",
-    "ProcessLookupError", "ReferenceError", "FloatingPointError", "UnicodeTranslateError", "NameError",
-    "UnboundLocalError", "IndentationError", "TabError", "SystemError",
+    "object",
+    "Exception",
+    "BaseException",
+    "ValueError",
+    "TypeError",
+    "KeyError",
+    "IndexError",
+    "LookupError",
+    "RuntimeError",
+    "NotImplementedError",
+    "AttributeError",
+    "OSError",
+    "IOError",
+    "EnvironmentError",
+    "FileNotFoundError",
+    "FileExistsError",
+    "PermissionError",
+    "IsADirectoryError",
+    "NotADirectoryError",
+    "StopIteration",
+    "StopAsyncIteration",
+    "ArithmeticError",
+    "ZeroDivisionError",
+    "OverflowError",
+    "AssertionError",
+    "ImportError",
+    "ModuleNotFoundError",
+    "UnicodeError",
+    "UnicodeDecodeError",
+    "UnicodeEncodeError",
+    "EOFError",
+    "ConnectionError",
+    "TimeoutError",
+    "RecursionError",
+    "MemoryError",
+    "SystemExit",
+    "KeyboardInterrupt",
+    "GeneratorExit",
+    "BufferError",
+    "SyntaxError",
+    "Warning",
+    "UserWarning",
+    "DeprecationWarning",
+    "dict",
+    "list",
+    "tuple",
+    "set",
+    "int",
+    "str",
+    "bytes",
+    "float",
+    "type",
+    "property",
+    "BlockingIOError",
+    "ChildProcessError",
+    "BrokenPipeError",
+    "ConnectionResetError",
+    "ConnectionAbortedError",
+    "ConnectionRefusedError",
+    "InterruptedError",
+    "ProcessLookupError",
+    "ReferenceError",
+    "FloatingPointError",
+    "UnicodeTranslateError",
+    "NameError",
+    "UnboundLocalError",
+    "IndentationError",
+    "TabError",
+    "SystemError",
 ];
 
 /// Where a name points after lookup.
@@ -109,7 +167,14 @@ pub fn build_graph(repo_name: &str, files: &[ParsedFile], deps: &[Dependency]) -
         packages: HashMap::new(),
         repo_node: 0,
     };
-    ctx.repo_node = ctx.push_node(NodeType::Repository, repo_name, repo_name, "", None, meta(&[]));
+    ctx.repo_node = ctx.push_node(
+        NodeType::Repository,
+        repo_name,
+        repo_name,
+        "",
+        None,
+        meta(&[]),
+    );
     let python_roots = python_package_dirs(files);
     for (f, file) in files.iter().enumerate() {
         ctx.add_module(f, file, &python_roots);
@@ -135,7 +200,10 @@ pub fn build_graph(repo_name: &str, files: &[ParsedFile], deps: &[Dependency]) -
 }
 
 fn meta(pairs: &[(&str, Value)]) -> BTreeMap<String, Value> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
 }
 
 /// Directories that hold an `__init__.py`.
@@ -143,7 +211,11 @@ fn python_package_dirs(files: &[ParsedFile]) -> HashSet<&str> {
     files
         .iter()
         .filter(|f| f.lang == Lang::Python)
-        .filter_map(|f| f.path.strip_suffix("/__init__.py").or_else(|| (f.path == "__init__.py").then_some("")))
+        .filter_map(|f| {
+            f.path
+                .strip_suffix("/__init__.py")
+                .or_else(|| (f.path == "__init__.py").then_some(""))
+        })
         .collect()
 }
 
@@ -158,7 +230,8 @@ fn file_stem(path: &str) -> &str {
 
 fn is_test_path(path: &str) -> bool {
     let name = path.rsplit('/').next().unwrap_or(path).to_ascii_lowercase();
-    path.split('/').any(|seg| matches!(seg, "test" | "tests" | "testing" | "__tests__" | "spec"))
+    path.split('/')
+        .any(|seg| matches!(seg, "test" | "tests" | "testing" | "__tests__" | "spec"))
         || name.starts_with("test_")
         || name.contains("_test.")
         || name.contains(".test.")
@@ -177,7 +250,10 @@ impl<'a> Ctx<'a> {
         meta: BTreeMap<String, Value>,
     ) -> usize {
         self.nodes.push(Node {
-            id: NodeRef { ty, key: String::new() },
+            id: NodeRef {
+                ty,
+                key: String::new(),
+            },
             name: name.to_string(),
             qname: qname.to_string(),
             path: path.to_string(),
@@ -195,7 +271,10 @@ impl<'a> Ctx<'a> {
         if from == to && kind != EdgeKind::Calls {
             return;
         }
-        let entry = self.edges.entry((kind, from, to)).or_insert_with(|| (Vec::new(), 0.0));
+        let entry = self
+            .edges
+            .entry((kind, from, to))
+            .or_insert_with(|| (Vec::new(), 0.0));
         if line > 0 {
             entry.0.push(line);
         }
@@ -212,7 +291,14 @@ impl<'a> Ctx<'a> {
         }
         let parent = self.dir_package(parent_dir(dir));
         let name = dir.rsplit('/').next().unwrap_or(dir);
-        let idx = self.push_node(NodeType::Package, name, &dir.replace('/', "."), dir, None, meta(&[("kind", json!("directory"))]));
+        let idx = self.push_node(
+            NodeType::Package,
+            name,
+            &dir.replace('/', "."),
+            dir,
+            None,
+            meta(&[("kind", json!("directory"))]),
+        );
         self.packages.insert((dir.to_string(), "directory"), idx);
         self.edge(EdgeKind::DefinedIn, idx, parent, 0, 1.0);
         idx
@@ -231,7 +317,14 @@ impl<'a> Ctx<'a> {
             Some(p) if kind == "namespace" => self.named_package(p, kind, lang, path),
             _ => self.repo_node,
         };
-        let idx = self.push_node(NodeType::Package, name, qname, path, Some(lang), meta(&[("kind", json!(kind))]));
+        let idx = self.push_node(
+            NodeType::Package,
+            name,
+            qname,
+            path,
+            Some(lang),
+            meta(&[("kind", json!(kind))]),
+        );
         self.packages.insert((qname.to_string(), kind), idx);
         self.edge(EdgeKind::DefinedIn, idx, parent_idx, 0, 1.0);
         idx
@@ -241,8 +334,19 @@ impl<'a> Ctx<'a> {
         if let Some(&idx) = self.externals.get(&(qname.to_string(), kind)) {
             return idx;
         }
-        let name = qname.rsplit(['.', '/', ':']).next().filter(|s| !s.is_empty()).unwrap_or(qname);
-        let idx = self.push_node(NodeType::External, name, qname, "", None, meta(&[("kind", json!(kind))]));
+        let name = qname
+            .rsplit(['.', '/', ':'])
+            .next()
+            .filter(|s| !s.is_empty())
+            .unwrap_or(qname);
+        let idx = self.push_node(
+            NodeType::External,
+            name,
+            qname,
+            "",
+            None,
+            meta(&[("kind", json!(kind))]),
+        );
         self.externals.insert((qname.to_string(), kind), idx);
         idx
     }
@@ -268,7 +372,12 @@ impl<'a> Ctx<'a> {
                 Some(pkg) => format!("{pkg}.{}", file_stem(path)),
                 None => file_stem(path).to_string(),
             },
-            _ => path.to_string(),
+            // JS/TS modules are named like their import specifiers: the path without its extension.
+            Lang::JavaScript | Lang::TypeScript => path
+                .rsplit_once('.')
+                .map_or(path, |(stem, _)| stem)
+                .to_string(),
+            Lang::Cpp | Lang::C => path.to_string(),
         };
         let name = path.rsplit('/').next().unwrap_or(path);
         let facts = &file.facts;
@@ -290,7 +399,9 @@ impl<'a> Ctx<'a> {
         node.end_line = facts.n_lines.max(1);
         node.doc = facts.doc.clone().unwrap_or_default();
         let parent = match (&file.lang, &facts.package) {
-            (Lang::Java, Some(pkg)) => self.named_package(pkg, "java_package", Lang::Java, parent_dir(path)),
+            (Lang::Java, Some(pkg)) => {
+                self.named_package(pkg, "java_package", Lang::Java, parent_dir(path))
+            }
             _ => self.dir_package(parent_dir(path)),
         };
         self.edge(EdgeKind::DefinedIn, idx, parent, 0, 1.0);
@@ -306,7 +417,11 @@ impl<'a> Ctx<'a> {
     fn add_defs(&mut self, f: usize) {
         let file = &self.files[f];
         let lang = file.lang;
-        let sep = if matches!(lang, Lang::Cpp | Lang::C) { "::" } else { "." };
+        let sep = if matches!(lang, Lang::Cpp | Lang::C) {
+            "::"
+        } else {
+            "."
+        };
         let module = self.module_node[f];
         let mut infos: Vec<DefInfo> = Vec::with_capacity(file.facts.defs.len());
         for def in &file.facts.defs {
@@ -333,7 +448,11 @@ impl<'a> Ctx<'a> {
                 infos.push(DefInfo { node: None, qname });
                 continue;
             }
-            let ty = if def.kind.is_type() { NodeType::Class } else { NodeType::Function };
+            let ty = if def.kind.is_type() {
+                NodeType::Class
+            } else {
+                NodeType::Function
+            };
             let mut m = meta(&[("kind", json!(def.kind.as_str()))]);
             if !def.decorators.is_empty() {
                 m.insert("decorators".into(), json!(def.decorators));
@@ -345,7 +464,9 @@ impl<'a> Ctx<'a> {
                 m.insert("modifiers".into(), json!(def.modifiers));
             }
             let is_test = is_test_path(&file.path)
-                || (ty == NodeType::Function && (def.name.starts_with("test") || def.decorators.iter().any(|d| d == "Test")));
+                || (ty == NodeType::Function
+                    && (def.name.starts_with("test")
+                        || def.decorators.iter().any(|d| d == "Test")));
             m.insert("is_test".into(), json!(is_test));
             let idx = self.push_node(ty, &def.name, &qname, &file.path, Some(lang), m);
             let node = &mut self.nodes[idx];
@@ -366,7 +487,12 @@ impl<'a> Ctx<'a> {
             match owner {
                 Some(o) => {
                     self.edge(EdgeKind::DefinedIn, idx, o, def.start_line, 1.0);
-                    self.scoped.entry(o).or_default().entry(def.name.clone()).or_default().push(idx);
+                    self.scoped
+                        .entry(o)
+                        .or_default()
+                        .entry(def.name.clone())
+                        .or_default()
+                        .push(idx);
                 }
                 None => {
                     self.edge(EdgeKind::DefinedIn, idx, module, def.start_line, 1.0);
@@ -376,8 +502,14 @@ impl<'a> Ctx<'a> {
                 }
             }
             self.by_qname.entry(qname.clone()).or_default().push(idx);
-            self.by_name.entry((family(lang), def.name.clone())).or_default().push(idx);
-            infos.push(DefInfo { node: Some(idx), qname });
+            self.by_name
+                .entry((family(lang), def.name.clone()))
+                .or_default()
+                .push(idx);
+            infos.push(DefInfo {
+                node: Some(idx),
+                qname,
+            });
         }
         self.defs.push(infos);
     }
@@ -390,20 +522,35 @@ impl<'a> Ctx<'a> {
                 if def.qualifier.is_empty() || !def.kind.is_callable() {
                     continue;
                 }
-                let Some(idx) = self.defs[f][d].node else { continue };
+                let Some(idx) = self.defs[f][d].node else {
+                    continue;
+                };
                 let qname = self.nodes[idx].qname.clone();
-                let class_qname = qname.rsplit_once("::").map(|(c, _)| c.to_string()).unwrap_or_default();
-                let class = self
-                    .by_qname
-                    .get(&class_qname)
-                    .and_then(|c| c.iter().copied().find(|&c| self.nodes[c].id.ty == NodeType::Class));
+                let class_qname = qname
+                    .rsplit_once("::")
+                    .map(|(c, _)| c.to_string())
+                    .unwrap_or_default();
+                let class = self.by_qname.get(&class_qname).and_then(|c| {
+                    c.iter()
+                        .copied()
+                        .find(|&c| self.nodes[c].id.ty == NodeType::Class)
+                });
                 if let Some(class) = class {
                     let module = self.module_node[f];
                     self.edges.remove(&(EdgeKind::DefinedIn, idx, module));
                     self.edge(EdgeKind::DefinedIn, idx, class, def.start_line, 1.0);
-                    self.scoped.entry(class).or_default().entry(def.name.clone()).or_default().push(idx);
+                    self.scoped
+                        .entry(class)
+                        .or_default()
+                        .entry(def.name.clone())
+                        .or_default()
+                        .push(idx);
                     self.out_of_line_owner.insert(idx, class);
-                    let kind = if def.name == self.nodes[class].name { "constructor" } else { "method" };
+                    let kind = if def.name == self.nodes[class].name {
+                        "constructor"
+                    } else {
+                        "method"
+                    };
                     self.nodes[idx].meta.insert("kind".into(), json!(kind));
                 }
             }
@@ -416,12 +563,20 @@ impl<'a> Ctx<'a> {
         for imp in &file.facts.imports {
             match file.lang {
                 Lang::Python => {
-                    let Some(abs) = self.python_absolute(f, &imp.module, imp.level) else { continue };
+                    let Some(abs) = self.python_absolute(f, &imp.module, imp.level) else {
+                        continue;
+                    };
                     if imp.wildcard {
                         if let Some(&g) = self.module_by_qname.get(&abs) {
                             if !second_pass {
                                 self.wildcards[f].push(g);
-                                self.edge(EdgeKind::Imports, module, self.module_node[g], imp.line, 1.0);
+                                self.edge(
+                                    EdgeKind::Imports,
+                                    module,
+                                    self.module_node[g],
+                                    imp.line,
+                                    1.0,
+                                );
                             }
                         }
                         continue;
@@ -432,14 +587,25 @@ impl<'a> Ctx<'a> {
                                 continue;
                             }
                             let target = self.python_module_target(&abs);
-                            let bound_name = imp.alias.clone().unwrap_or_else(|| abs.split('.').next().unwrap_or(&abs).to_string());
-                            let bound = if imp.alias.is_some() { target.clone() } else { self.python_module_target(&bound_name) };
+                            let bound_name = imp.alias.clone().unwrap_or_else(|| {
+                                abs.split('.').next().unwrap_or(&abs).to_string()
+                            });
+                            let bound = if imp.alias.is_some() {
+                                target.clone()
+                            } else {
+                                self.python_module_target(&bound_name)
+                            };
                             self.import_edge(module, &target, imp.line);
                             self.bindings[f].insert(bound_name, bound);
                         }
                         Some(member) => {
                             let local = imp.alias.clone().unwrap_or_else(|| member.clone());
-                            if second_pass && !matches!(self.bindings[f].get(&local), Some(Target::External(_)) | None) {
+                            if second_pass
+                                && !matches!(
+                                    self.bindings[f].get(&local),
+                                    Some(Target::External(_)) | None
+                                )
+                            {
                                 continue;
                             }
                             let sub = format!("{abs}.{member}");
@@ -492,26 +658,45 @@ impl<'a> Ctx<'a> {
                         continue;
                     }
                     let member = imp.member.clone().unwrap_or_default();
-                    let full = if imp.module.is_empty() { member.clone() } else { format!("{}.{member}", imp.module) };
+                    let full = if imp.module.is_empty() {
+                        member.clone()
+                    } else {
+                        format!("{}.{member}", imp.module)
+                    };
                     let class = self.by_qname.get(&full).cloned().filter(|v| !v.is_empty());
                     match class {
                         Some(nodes) => {
                             let path = self.nodes[nodes[0]].path.clone();
                             if let Some(&g) = self.module_by_path.get(path.as_str()) {
-                                self.edge(EdgeKind::Imports, module, self.module_node[g], imp.line, 1.0);
+                                self.edge(
+                                    EdgeKind::Imports,
+                                    module,
+                                    self.module_node[g],
+                                    imp.line,
+                                    1.0,
+                                );
                             }
                             self.bindings[f].insert(member, Target::Nodes(nodes));
                         }
                         None => {
                             // `import static a.B.m` of an in-repo class B binds m to B's member.
-                            if let Some(owner) = self.by_qname.get(&imp.module).and_then(|v| v.first().copied()) {
+                            if let Some(owner) = self
+                                .by_qname
+                                .get(&imp.module)
+                                .and_then(|v| v.first().copied())
+                            {
                                 if let Some(found) = self.members_of(owner, &member) {
                                     self.bindings[f].insert(member, Target::Nodes(found));
                                     continue;
                                 }
                             }
-                            let pkg = if member.starts_with(char::is_uppercase) { imp.module.clone() } else { full.clone() };
-                            let ext = self.external(if pkg.is_empty() { &full } else { &pkg }, "package");
+                            let pkg = if member.starts_with(char::is_uppercase) {
+                                imp.module.clone()
+                            } else {
+                                full.clone()
+                            };
+                            let ext =
+                                self.external(if pkg.is_empty() { &full } else { &pkg }, "package");
                             self.stats.imports_external += 1;
                             self.edge(EdgeKind::Imports, module, ext, imp.line, 1.0);
                             let ty = self.external(&full, "type");
@@ -525,7 +710,13 @@ impl<'a> Ctx<'a> {
                     }
                     match self.find_header(f, &imp.module) {
                         Some(g) => {
-                            self.edge(EdgeKind::Imports, module, self.module_node[g], imp.line, 1.0);
+                            self.edge(
+                                EdgeKind::Imports,
+                                module,
+                                self.module_node[g],
+                                imp.line,
+                                1.0,
+                            );
                             self.wildcards[f].push(g);
                         }
                         None => {
@@ -546,9 +737,17 @@ impl<'a> Ctx<'a> {
                         }
                     } else {
                         let pkg: String = if imp.module.starts_with('@') {
-                            imp.module.splitn(3, '/').take(2).collect::<Vec<_>>().join("/")
+                            imp.module
+                                .splitn(3, '/')
+                                .take(2)
+                                .collect::<Vec<_>>()
+                                .join("/")
                         } else {
-                            imp.module.split('/').next().unwrap_or(&imp.module).to_string()
+                            imp.module
+                                .split('/')
+                                .next()
+                                .unwrap_or(&imp.module)
+                                .to_string()
                         };
                         self.stats.imports_external += 1;
                         Target::External(self.external(&pkg, "package"))
@@ -557,10 +756,12 @@ impl<'a> Ctx<'a> {
                     let local = imp.alias.clone().or_else(|| imp.member.clone());
                     let Some(local) = local else { continue };
                     let binding = match (&target, &imp.member) {
-                        (Target::Module(g), Some(member)) if member != "default" => match self.top[*g].get(member) {
-                            Some(nodes) => Target::Nodes(nodes.clone()),
-                            None => target.clone(),
-                        },
+                        (Target::Module(g), Some(member)) if member != "default" => {
+                            match self.top[*g].get(member) {
+                                Some(nodes) => Target::Nodes(nodes.clone()),
+                                None => target.clone(),
+                            }
+                        }
                         _ => target.clone(),
                     };
                     self.bindings[f].insert(local, binding);
@@ -592,7 +793,9 @@ impl<'a> Ctx<'a> {
 
     fn import_edge(&mut self, module: usize, target: &Target, line: u32) {
         match target {
-            Target::Module(g) => self.edge(EdgeKind::Imports, module, self.module_node[*g], line, 1.0),
+            Target::Module(g) => {
+                self.edge(EdgeKind::Imports, module, self.module_node[*g], line, 1.0)
+            }
             Target::External(e) => {
                 self.stats.imports_external += 1;
                 self.edge(EdgeKind::Imports, module, *e, line, 1.0)
@@ -635,7 +838,11 @@ impl<'a> Ctx<'a> {
 
     fn find_header(&self, f: usize, include: &str) -> Option<usize> {
         let dir = parent_dir(&self.files[f].path);
-        let joined = normalize(&if dir.is_empty() { include.to_string() } else { format!("{dir}/{include}") });
+        let joined = normalize(&if dir.is_empty() {
+            include.to_string()
+        } else {
+            format!("{dir}/{include}")
+        });
         if let Some(&g) = joined.as_deref().and_then(|p| self.module_by_path.get(p)) {
             return Some(g);
         }
@@ -643,7 +850,12 @@ impl<'a> Ctx<'a> {
             return Some(g);
         }
         let suffix = format!("/{include}");
-        let mut found = self.files.iter().enumerate().filter(|(_, file)| file.path.ends_with(&suffix)).map(|(g, _)| g);
+        let mut found = self
+            .files
+            .iter()
+            .enumerate()
+            .filter(|(_, file)| file.path.ends_with(&suffix))
+            .map(|(g, _)| g);
         let first = found.next()?;
         // Ambiguous headers (two `config.h`) stay unresolved rather than picking one at random.
         found.next().is_none().then_some(first)
@@ -651,9 +863,28 @@ impl<'a> Ctx<'a> {
 
     fn find_js_module(&self, f: usize, spec: &str) -> Option<usize> {
         let dir = parent_dir(&self.files[f].path);
-        let base = normalize(&if dir.is_empty() { spec.to_string() } else { format!("{dir}/{spec}") })?;
-        let candidates = ["", ".ts", ".tsx", ".js", ".jsx", ".mjs", ".cjs", "/index.ts", "/index.tsx", "/index.js"];
-        candidates.iter().find_map(|ext| self.module_by_path.get(format!("{base}{ext}").as_str()).copied())
+        let base = normalize(&if dir.is_empty() {
+            spec.to_string()
+        } else {
+            format!("{dir}/{spec}")
+        })?;
+        let candidates = [
+            "",
+            ".ts",
+            ".tsx",
+            ".js",
+            ".jsx",
+            ".mjs",
+            ".cjs",
+            "/index.ts",
+            "/index.tsx",
+            "/index.js",
+        ];
+        candidates.iter().find_map(|ext| {
+            self.module_by_path
+                .get(format!("{base}{ext}").as_str())
+                .copied()
+        })
     }
 
     /// Members named `name` of a class, searching its bases (depth-first, cycle-safe).
@@ -762,7 +993,12 @@ impl<'a> Ctx<'a> {
     }
 
     /// Resolves a receiver expression (`self`, `json`, `os.path`, `self.parser`, a typed local) to what it names.
-    fn resolve_receiver(&mut self, f: usize, scope: Option<u32>, receiver: &str) -> Option<(Target, f32)> {
+    fn resolve_receiver(
+        &mut self,
+        f: usize,
+        scope: Option<u32>,
+        receiver: &str,
+    ) -> Option<(Target, f32)> {
         let lang = self.files[f].lang;
         let self_words = lang.spec().self_words;
         if self_words.contains(&receiver) {
@@ -772,11 +1008,16 @@ impl<'a> Ctx<'a> {
             }
             return Some((Target::Nodes(vec![class]), 0.9));
         }
-        if let Some(attr) = self_words.iter().find_map(|w| receiver.strip_prefix(w).and_then(|r| r.strip_prefix('.'))) {
+        if let Some(attr) = self_words
+            .iter()
+            .find_map(|w| receiver.strip_prefix(w).and_then(|r| r.strip_prefix('.')))
+        {
             if is_identifier(attr) {
                 let class = self.enclosing_class(f, scope)?;
                 let type_name = self.member_type(f, class, attr)?;
-                return self.resolve_type(f, scope, &type_name).map(|(t, c)| (t, c * 0.9));
+                return self
+                    .resolve_type(f, scope, &type_name)
+                    .map(|(t, c)| (t, c * 0.9));
             }
             return None;
         }
@@ -816,14 +1057,23 @@ impl<'a> Ctx<'a> {
                 Some((self.python_module_target(&sub), conf))
             }
             Target::Nodes(nodes) => {
-                let class = nodes.iter().copied().find(|&n| self.nodes[n].id.ty == NodeType::Class)?;
-                self.members_of(class, name).map(|found| (Target::Nodes(found), conf * 0.9))
+                let class = nodes
+                    .iter()
+                    .copied()
+                    .find(|&n| self.nodes[n].id.ty == NodeType::Class)?;
+                self.members_of(class, name)
+                    .map(|found| (Target::Nodes(found), conf * 0.9))
             }
             Target::External(_) => None,
         }
     }
 
-    fn resolve_type(&mut self, f: usize, scope: Option<u32>, type_name: &str) -> Option<(Target, f32)> {
+    fn resolve_type(
+        &mut self,
+        f: usize,
+        scope: Option<u32>,
+        type_name: &str,
+    ) -> Option<(Target, f32)> {
         let sep = self.files[f].lang.spec().scope_sep;
         if type_name.contains(sep) {
             if let Some(found) = self.by_qname.get(type_name) {
@@ -843,7 +1093,11 @@ impl<'a> Ctx<'a> {
         let facts = &self.files[f].facts;
         let mut s = scope;
         loop {
-            if let Some(l) = facts.locals.iter().find(|l| l.scope == s && l.name == name && !l.member) {
+            if let Some(l) = facts
+                .locals
+                .iter()
+                .find(|l| l.scope == s && l.name == name && !l.member)
+            {
                 return Some(l.type_name.clone());
             }
             match s {
@@ -869,7 +1123,9 @@ impl<'a> Ctx<'a> {
             .find(|l| {
                 let owner = match l.scope {
                     Some(d) if self.defs[f][d as usize].node == Some(class) => Some(class),
-                    Some(d) => facts.enclosing_type(d).and_then(|t| self.defs[f][t as usize].node),
+                    Some(d) => facts
+                        .enclosing_type(d)
+                        .and_then(|t| self.defs[f][t as usize].node),
                     None => None,
                 };
                 owner == Some(class)
@@ -887,21 +1143,38 @@ impl<'a> Ctx<'a> {
             if is_base != types_only {
                 continue;
             }
-            let from = r.scope.and_then(|s| self.scope_node(f, s)).unwrap_or(module);
+            let from = r
+                .scope
+                .and_then(|s| self.scope_node(f, s))
+                .unwrap_or(module);
             let resolved = match &r.receiver {
-                Some(recv) => self.resolve_receiver(f, r.scope, recv).and_then(|base| self.member(base, &r.name)),
+                Some(recv) => self
+                    .resolve_receiver(f, r.scope, recv)
+                    .and_then(|base| self.member(base, &r.name)),
                 None => {
                     // Base classes are looked up from outside the class body.
-                    let scope = if is_base { r.scope.and_then(|s| file.facts.defs[s as usize].parent) } else { r.scope };
+                    let scope = if is_base {
+                        r.scope.and_then(|s| file.facts.defs[s as usize].parent)
+                    } else {
+                        r.scope
+                    };
                     self.lookup(f, scope, &r.name)
                 }
             };
             let targets: Vec<(usize, f32)> = match resolved {
                 Some((Target::Nodes(nodes), conf)) => {
                     let n = nodes.len().min(4);
-                    nodes.into_iter().take(4).map(|t| (t, conf / n as f32)).collect()
+                    nodes
+                        .into_iter()
+                        .take(4)
+                        .map(|t| (t, conf / n as f32))
+                        .collect()
                 }
-                Some((Target::External(e), conf)) if r.kind != RefKind::Call && r.kind != RefKind::New => vec![(e, conf)],
+                Some((Target::External(e), conf))
+                    if r.kind != RefKind::Call && r.kind != RefKind::New =>
+                {
+                    vec![(e, conf)]
+                }
                 _ => Vec::new(),
             };
             match r.kind {
@@ -928,16 +1201,28 @@ impl<'a> Ctx<'a> {
                         RefKind::Extends => EdgeKind::Extends,
                         _ => EdgeKind::Implements,
                     };
-                    let mut targets: Vec<(usize, f32)> =
-                        targets.into_iter().filter(|(t, _)| matches!(self.nodes[*t].id.ty, NodeType::Class | NodeType::External)).collect();
+                    let mut targets: Vec<(usize, f32)> = targets
+                        .into_iter()
+                        .filter(|(t, _)| {
+                            matches!(self.nodes[*t].id.ty, NodeType::Class | NodeType::External)
+                        })
+                        .collect();
                     if targets.is_empty() {
                         // `raise err` re-raises a variable: not a type.
-                        if python && r.kind == RefKind::Throw && r.name.starts_with(char::is_lowercase) {
+                        if python
+                            && r.kind == RefKind::Throw
+                            && r.name.starts_with(char::is_lowercase)
+                        {
                             continue;
                         }
-                        let qname = match (&r.receiver, python && PY_BUILTINS.contains(&r.name.as_str())) {
+                        let qname = match (
+                            &r.receiver,
+                            python && PY_BUILTINS.contains(&r.name.as_str()),
+                        ) {
                             (None, true) => format!("builtins.{}", r.name),
-                            (Some(recv), _) => format!("{recv}{}{}", file.lang.spec().scope_sep, r.name),
+                            (Some(recv), _) => {
+                                format!("{recv}{}{}", file.lang.spec().scope_sep, r.name)
+                            }
                             (None, false) => r.name.clone(),
                         };
                         self.stats.types_external += 1;
@@ -971,7 +1256,11 @@ impl<'a> Ctx<'a> {
 
     fn constructor_of(&self, class: usize) -> Option<usize> {
         let members = self.scoped.get(&class)?;
-        members.values().flatten().copied().find(|&m| self.nodes[m].meta.get("kind") == Some(&json!("constructor")))
+        members
+            .values()
+            .flatten()
+            .copied()
+            .find(|&m| self.nodes[m].meta.get("kind") == Some(&json!("constructor")))
     }
 
     fn add_dependencies(&mut self, deps: &[Dependency]) {
@@ -980,10 +1269,15 @@ impl<'a> Ctx<'a> {
             let from = if dir.is_empty() {
                 self.repo_node
             } else {
-                self.packages.get(&(dir.to_string(), "directory")).copied().unwrap_or(self.repo_node)
+                self.packages
+                    .get(&(dir.to_string(), "directory"))
+                    .copied()
+                    .unwrap_or(self.repo_node)
             };
             let ext = self.external(&dep.name, "package");
-            self.nodes[ext].meta.insert("ecosystem".into(), json!(dep.ecosystem));
+            self.nodes[ext]
+                .meta
+                .insert("ecosystem".into(), json!(dep.ecosystem));
             self.edge(EdgeKind::DependsOn, from, ext, dep.line, 1.0);
         }
     }
@@ -992,8 +1286,19 @@ impl<'a> Ctx<'a> {
     fn finish(mut self) -> CodeGraph {
         let mut seen: HashMap<(NodeType, String, String), u32> = HashMap::new();
         for node in &mut self.nodes {
-            let kind = node.meta.get("kind").and_then(|k| k.as_str()).unwrap_or("").to_string();
-            let occurrence = seen.entry((node.id.ty, node.path.clone(), format!("{kind}/{}", node.qname))).or_insert(0);
+            let kind = node
+                .meta
+                .get("kind")
+                .and_then(|k| k.as_str())
+                .unwrap_or("")
+                .to_string();
+            let occurrence = seen
+                .entry((
+                    node.id.ty,
+                    node.path.clone(),
+                    format!("{kind}/{}", node.qname),
+                ))
+                .or_insert(0);
             let occ = occurrence.to_string();
             node.id.key = stable_key(&[node.id.ty.as_str(), &kind, &node.path, &node.qname, &occ]);
             *occurrence += 1;
@@ -1004,18 +1309,30 @@ impl<'a> Ctx<'a> {
             .map(|((kind, from, to), (mut lines, confidence))| {
                 lines.sort_unstable();
                 lines.dedup();
-                Edge { kind, from: self.nodes[from].id.clone(), to: self.nodes[to].id.clone(), lines, confidence }
+                Edge {
+                    kind,
+                    from: self.nodes[from].id.clone(),
+                    to: self.nodes[to].id.clone(),
+                    lines,
+                    confidence,
+                }
             })
             .collect();
         edges.sort_by(|a, b| (a.kind, &a.from, &a.to).cmp(&(b.kind, &b.from, &b.to)));
         let mut nodes = self.nodes;
         nodes.sort_by(|a, b| a.id.cmp(&b.id));
-        CodeGraph { nodes, edges, stats: self.stats }
+        CodeGraph {
+            nodes,
+            edges,
+            stats: self.stats,
+        }
     }
 }
 
 fn is_identifier(s: &str) -> bool {
-    !s.is_empty() && s.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '$')
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '$')
 }
 
 /// Normalizes `a/./b/../c` to `a/c`; `None` when it climbs out of the repository.

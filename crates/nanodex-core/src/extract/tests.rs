@@ -2,7 +2,11 @@ use super::*;
 use crate::progress::NoProgress;
 
 fn candidate(root: &Path, rel: &str) -> walk::Candidate {
-    walk::Candidate { rel: rel.into(), abs: root.join(rel), lang: Lang::Python }
+    walk::Candidate {
+        rel: rel.into(),
+        abs: root.join(rel),
+        lang: Lang::Python,
+    }
 }
 
 #[test]
@@ -11,7 +15,9 @@ fn vanished_and_unreadable_files_are_skipped_with_a_reason() {
     let none = HashMap::new();
     // Deleted between the walk and the read.
     match read_and_parse(&candidate(tmp.path(), "gone.py"), 1 << 20, &none) {
-        FileOutcome::Skipped(reason, rel) => assert_eq!((reason, rel.as_str()), ("vanished", "gone.py")),
+        FileOutcome::Skipped(reason, rel) => {
+            assert_eq!((reason, rel.as_str()), ("vanished", "gone.py"))
+        }
         FileOutcome::Parsed(..) => panic!("parsed a missing file"),
     }
     // Opens but cannot be read (a directory where a file was expected: EISDIR), even as root.
@@ -28,10 +34,24 @@ fn unchanged_files_reuse_cached_facts() {
     std::fs::write(tmp.path().join("a.py"), "def a():\n    pass\n").unwrap();
     std::fs::write(tmp.path().join("b.py"), "def b():\n    a()\n").unwrap();
     let cfg = crate::config::load(None).unwrap().extract;
-    let first = run(&cfg, tmp.path(), &FactsCache::default(), &NoProgress, &Cancel::new()).unwrap();
+    let first = run(
+        &cfg,
+        tmp.path(),
+        &FactsCache::default(),
+        &NoProgress,
+        &Cancel::new(),
+    )
+    .unwrap();
     assert_eq!((first.report.parsed, first.report.reused), (2, 0));
     std::fs::write(tmp.path().join("b.py"), "def b():\n    return a()\n").unwrap();
-    let second = run(&cfg, tmp.path(), &FactsCache::new(first.files), &NoProgress, &Cancel::new()).unwrap();
+    let second = run(
+        &cfg,
+        tmp.path(),
+        &FactsCache::new(first.files),
+        &NoProgress,
+        &Cancel::new(),
+    )
+    .unwrap();
     assert_eq!((second.report.parsed, second.report.reused), (1, 1));
 }
 
@@ -42,7 +62,14 @@ fn cancellation_stops_the_run() {
     let cfg = crate::config::load(None).unwrap().extract;
     let cancel = Cancel::new();
     cancel.cancel();
-    let err = run(&cfg, tmp.path(), &FactsCache::default(), &NoProgress, &cancel).unwrap_err();
+    let err = run(
+        &cfg,
+        tmp.path(),
+        &FactsCache::default(),
+        &NoProgress,
+        &cancel,
+    )
+    .unwrap_err();
     assert!(matches!(err, ExtractError::Cancelled));
 }
 

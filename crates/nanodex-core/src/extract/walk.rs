@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
@@ -49,11 +49,19 @@ impl Walk {
     }
 }
 
-fn exclude_set(globs: &[String]) -> GlobSet {
-    let mut builder = GlobSetBuilder::new();
+/// Exclude globs: (patterns for any entry, bare names that match directories only).
+fn exclude_set(globs: &[String]) -> (GlobSet, GlobSet) {
+    let (mut any, mut dirs) = (GlobSetBuilder::new(), GlobSetBuilder::new());
     for glob in globs {
-        // A bare name (`vendor`) matches that file or directory at any depth.
-        let patterns = if glob.contains('/') { vec![glob.clone()] } else { vec![glob.clone(), format!("**/{glob}")] };
+        // A bare name (`build`) matches a directory of that name at any depth, not a file such as `tools/build`.
+        let bare = !glob.contains(['/', '*', '?', '[', '{']);
+        let (builder, patterns) = if bare {
+            (&mut dirs, vec![glob.clone(), format!("**/{glob}")])
+        } else if glob.contains('/') {
+            (&mut any, vec![glob.clone()])
+        } else {
+            (&mut any, vec![glob.clone(), format!("**/{glob}")])
+        };
         for p in patterns {
             // Validated in `config`; an invalid glob cannot reach here.
             if let Ok(g) = Glob::new(&p) {
@@ -61,7 +69,10 @@ fn exclude_set(globs: &[String]) -> GlobSet {
             }
         }
     }
-    builder.build().unwrap_or_else(|_| GlobSet::empty())
+    (
+        any.build().unwrap_or_else(|_| GlobSet::empty()),
+        dirs.build().unwrap_or_else(|_| GlobSet::empty()),
+    )
 }
 
 fn relative(root: &Path, path: &Path) -> String {
@@ -78,9 +89,10 @@ fn relative(root: &Path, path: &Path) -> String {
 
 /// Walks `root` (an existing directory, canonicalized by the caller).
 pub fn walk(cfg: &ExtractConfig, root: &Path) -> Walk {
-    let excludes = exclude_set(&cfg.exclude);
-    let outside: Mutex<Vec<String>> = Mutex::new(Vec::new());
-    let excluded: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let (excludes, dir_excludes) = exclude_set(&cfg.exclude);
+    let outside: Arc<Mutex<Vec<String>>> = Arc::default();
+    let excluded: Arc<Mutex<Vec<String>>> = Arc::default();
+    let (outside_in, excluded_in) = (outside.clone(), excluded.clone());
     let root_buf = root.to_path_buf();
     let mut builder = ignore::WalkBuilder::new(root);
     builder
@@ -98,16 +110,19 @@ pub fn walk(cfg: &ExtractConfig, root: &Path) -> Walk {
         if rel.is_empty() {
             return true;
         }
-        if excludes.is_match(&rel) {
-            if let Ok(mut e) = excluded.lock() {
+        let is_dir = entry.file_type().is_some_and(|t| t.is_dir());
+        if excludes.is_match(&rel) || (is_dir && dir_excludes.is_match(&rel)) {
+            if let Ok(mut e) = excluded_in.lock() {
                 e.push(rel);
             }
             return false;
         }
         if entry.path_is_symlink() {
-            let inside = std::fs::canonicalize(entry.path()).map(|t| t.starts_with(&root_buf)).unwrap_or(true);
+            let inside = std::fs::canonicalize(entry.path())
+                .map(|t| t.starts_with(&root_buf))
+                .unwrap_or(true);
             if !inside {
-                if let Ok(mut o) = outside.lock() {
+                if let Ok(mut o) = outside_in.lock() {
                     o.push(rel);
                 }
                 return false;
@@ -121,28 +136,40 @@ pub fn walk(cfg: &ExtractConfig, root: &Path) -> Walk {
         let entry = match result {
             Ok(entry) => entry,
             Err(err) => {
-                let reason = if err.is_io() && err.io_error().is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
+                let reason = if err.is_io()
+                    && err
+                        .io_error()
+                        .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+                {
                     "vanished"
                 } else if format!("{err}").contains("loop") {
                     "symlink_loop"
-                } else if err.io_error().is_some_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied) {
+                } else if err
+                    .io_error()
+                    .is_some_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied)
+                {
                     "unreadable"
                 } else {
                     "walk_error"
                 };
-                let path = error_path(&err).map(|p| relative(root, &p)).unwrap_or_else(|| err.to_string());
+                let path = error_path(&err)
+                    .map(|p| relative(root, &p))
+                    .unwrap_or_else(|| err.to_string());
                 walk.skip(reason, &path);
                 continue;
             }
         };
-        let Some(file_type) = entry.file_type() else { continue };
+        let Some(file_type) = entry.file_type() else {
+            continue;
+        };
         if !file_type.is_file() {
             continue;
         }
         let rel = relative(root, entry.path());
         let file_name = entry.file_name().to_string_lossy();
         if is_manifest(&file_name) {
-            walk.manifests.push((rel.clone(), entry.path().to_path_buf()));
+            walk.manifests
+                .push((rel.clone(), entry.path().to_path_buf()));
         }
         let lang = match Lang::from_path(entry.path()) {
             Some(lang) => Some(lang),
@@ -162,14 +189,18 @@ pub fn walk(cfg: &ExtractConfig, root: &Path) -> Walk {
             walk.skip("too_large", &rel);
             continue;
         }
-        walk.files.push(Candidate { rel, abs: entry.path().to_path_buf(), lang });
+        walk.files.push(Candidate {
+            rel,
+            abs: entry.path().to_path_buf(),
+            lang,
+        });
     }
-    let mut outside = outside.into_inner().unwrap_or_default();
+    let mut outside = std::mem::take(&mut *outside.lock().unwrap_or_else(|e| e.into_inner()));
     outside.sort();
     for rel in outside {
         walk.skip("symlink_outside_repo", &rel);
     }
-    let mut excluded = excluded.into_inner().unwrap_or_default();
+    let mut excluded = std::mem::take(&mut *excluded.lock().unwrap_or_else(|e| e.into_inner()));
     excluded.sort();
     for rel in excluded {
         walk.skip("excluded", &rel);
@@ -182,7 +213,9 @@ pub fn walk(cfg: &ExtractConfig, root: &Path) -> Walk {
 fn error_path(err: &ignore::Error) -> Option<PathBuf> {
     match err {
         ignore::Error::WithPath { path, .. } => Some(path.clone()),
-        ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => error_path(err),
+        ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => {
+            error_path(err)
+        }
         ignore::Error::Loop { child, .. } => Some(child.clone()),
         ignore::Error::Partial(errs) => errs.first().and_then(error_path),
         _ => None,

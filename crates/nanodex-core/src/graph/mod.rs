@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use surrealdb::Surreal;
 use surrealdb::engine::any::Any;
-use surrealdb::types::{Array, Object, RecordId, SurrealValue, Value};
+use surrealdb::types::{Array, Object, RecordId, Value};
 
 use crate::config::{GraphConfig, Store};
 use crate::error::GraphError;
@@ -142,12 +142,13 @@ pub struct NodeDetail {
 fn node_fields() -> String {
     let mut out = String::new();
     for ty in NodeType::ALL {
-        let t = ty.as_str();
+        let t = format!("`{}`", ty.as_str());
+        let i = ty.as_str();
         out += &format!(
             "DEFINE FIELD name ON {t} TYPE string;\nDEFINE FIELD qname ON {t} TYPE string;\nDEFINE FIELD path ON {t} TYPE string;\n\
              DEFINE FIELD lang ON {t} TYPE option<string>;\nDEFINE FIELD start_line ON {t} TYPE int;\nDEFINE FIELD end_line ON {t} TYPE int;\n\
              DEFINE FIELD signature ON {t} TYPE string;\nDEFINE FIELD doc ON {t} TYPE string;\nDEFINE FIELD meta ON {t} TYPE object FLEXIBLE;\n\
-             DEFINE INDEX {t}_name ON {t} FIELDS name;\nDEFINE INDEX {t}_qname ON {t} FIELDS qname;\nDEFINE INDEX {t}_path ON {t} FIELDS path;\n"
+             DEFINE INDEX {i}_name ON {t} FIELDS name;\nDEFINE INDEX {i}_qname ON {t} FIELDS qname;\nDEFINE INDEX {i}_path ON {t} FIELDS path;\n"
         );
     }
     out
@@ -156,22 +157,32 @@ fn node_fields() -> String {
 fn edge_fields() -> String {
     let mut out = String::new();
     for kind in EdgeKind::ALL {
-        let t = kind.as_str();
-        out += &format!("DEFINE FIELD lines ON {t} TYPE array<int>;\nDEFINE FIELD confidence ON {t} TYPE float;\n");
+        let t = format!("`{}`", kind.as_str());
+        out += &format!(
+            "DEFINE FIELD lines ON {t} TYPE array<int>;\nDEFINE FIELD confidence ON {t} TYPE float;\n"
+        );
     }
     out
 }
 
 fn schema() -> String {
-    SCHEMA.replace("-- @node-fields: repeated for each node table by graph/mod.rs", &node_fields()).replace(
-        "-- @edge-fields: repeated for each edge table by graph/mod.rs",
-        &edge_fields(),
-    )
+    SCHEMA
+        .replace(
+            "-- @node-fields: repeated for each node table by graph/mod.rs",
+            &node_fields(),
+        )
+        .replace(
+            "-- @edge-fields: repeated for each edge table by graph/mod.rs",
+            &edge_fields(),
+        )
 }
 
 fn node_value(node: &Node) -> Value {
     let mut obj = Object::new();
-    obj.insert("id", RecordId::new(node.id.ty.as_str(), node.id.key.as_str()));
+    obj.insert(
+        "id",
+        RecordId::new(node.id.ty.as_str(), node.id.key.as_str()),
+    );
     obj.insert("name", node.name.clone());
     obj.insert("qname", node.qname.clone());
     obj.insert("path", node.path.clone());
@@ -180,7 +191,11 @@ fn node_value(node: &Node) -> Value {
     obj.insert("end_line", node.end_line as i64);
     obj.insert("signature", node.signature.clone());
     obj.insert("doc", node.doc.clone());
-    let meta: serde_json::Map<String, serde_json::Value> = node.meta.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let meta: serde_json::Map<String, serde_json::Value> = node
+        .meta
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     obj.insert("meta", serde_json::Value::Object(meta));
     Value::Object(obj)
 }
@@ -188,9 +203,18 @@ fn node_value(node: &Node) -> Value {
 fn edge_value(edge: &Edge) -> Value {
     let mut obj = Object::new();
     obj.insert("id", RecordId::new(edge.kind.as_str(), edge.key().as_str()));
-    obj.insert("in", RecordId::new(edge.from.ty.as_str(), edge.from.key.as_str()));
-    obj.insert("out", RecordId::new(edge.to.ty.as_str(), edge.to.key.as_str()));
-    obj.insert("lines", edge.lines.iter().map(|l| *l as i64).collect::<Vec<i64>>());
+    obj.insert(
+        "in",
+        RecordId::new(edge.from.ty.as_str(), edge.from.key.as_str()),
+    );
+    obj.insert(
+        "out",
+        RecordId::new(edge.to.ty.as_str(), edge.to.key.as_str()),
+    );
+    obj.insert(
+        "lines",
+        edge.lines.iter().map(|l| *l as i64).collect::<Vec<i64>>(),
+    );
     obj.insert("confidence", edge.confidence as f64);
     Value::Object(obj)
 }
@@ -223,48 +247,108 @@ fn to_json(value: Value) -> serde_json::Value {
 impl GraphStore {
     /// Opens the store of `workspace`. With `write`, takes the workspace lock first (a second writer gets
     /// [`GraphError::Locked`]); readers also refuse while a writer holds it, as the embedded engine is single-process.
-    pub async fn open(cfg: &GraphConfig, workspace: &Path, write: bool) -> Result<GraphStore, GraphError> {
+    pub async fn open(
+        cfg: &GraphConfig,
+        workspace: &Path,
+        write: bool,
+    ) -> Result<GraphStore, GraphError> {
         let brain = brain_dir(workspace);
         let lock_path = brain.join("graph.lock");
         let (endpoint, location, lock, state_path) = match &cfg.store {
             Store::Workspace => {
                 if !write && !brain.join("graph.db").exists() {
-                    return Err(GraphError::Empty { path: brain.join("graph.db"), workspace: workspace.to_path_buf() });
+                    return Err(GraphError::Empty {
+                        path: brain.join("graph.db"),
+                        workspace: workspace.to_path_buf(),
+                    });
                 }
                 let lock = match try_lock(&lock_path) {
                     Ok(lock) => lock,
-                    Err(LockError::Held(pid)) => return Err(GraphError::Locked { path: lock_path, pid }),
-                    Err(LockError::Io(source)) => return Err(GraphError::Io { path: lock_path, source }),
+                    Err(LockError::Held(pid)) => {
+                        return Err(GraphError::Locked {
+                            path: lock_path,
+                            pid,
+                        });
+                    }
+                    Err(LockError::Io(source)) => {
+                        return Err(GraphError::Io {
+                            path: lock_path,
+                            source,
+                        });
+                    }
                 };
                 let db_path = brain.join("graph.db");
                 let abs = std::path::absolute(&db_path).unwrap_or(db_path.clone());
-                (format!("surrealkv://{}", abs.display()), db_path, Some(lock), Some(brain.join("graph.state")))
+                (
+                    format!("surrealkv://{}", abs.display()),
+                    db_path,
+                    Some(lock),
+                    Some(brain.join("graph.state")),
+                )
             }
             Store::Memory => ("mem://".to_string(), PathBuf::from("memory"), None, None),
             Store::Remote(url) => {
                 let lock = if write {
                     match try_lock(&lock_path) {
                         Ok(lock) => Some(lock),
-                        Err(LockError::Held(pid)) => return Err(GraphError::Locked { path: lock_path, pid }),
-                        Err(LockError::Io(source)) => return Err(GraphError::Io { path: lock_path, source }),
+                        Err(LockError::Held(pid)) => {
+                            return Err(GraphError::Locked {
+                                path: lock_path,
+                                pid,
+                            });
+                        }
+                        Err(LockError::Io(source)) => {
+                            return Err(GraphError::Io {
+                                path: lock_path,
+                                source,
+                            });
+                        }
                     }
                 } else {
                     None
                 };
-                (url.clone(), PathBuf::from(url), lock, Some(brain.join("graph.state")))
+                (
+                    url.clone(),
+                    PathBuf::from(url),
+                    lock,
+                    Some(brain.join("graph.state")),
+                )
             }
         };
-        let db = surrealdb::engine::any::connect(endpoint.as_str()).await.map_err(GraphError::db(format!("opening {endpoint}")))?;
+        let db = surrealdb::engine::any::connect(endpoint.as_str())
+            .await
+            .map_err(GraphError::db(format!("opening {endpoint}")))?;
         if let Store::Remote(_) = cfg.store {
             let username = std::env::var("NANODEX_DB_USER").unwrap_or_else(|_| "root".into());
             let password = std::env::var("NANODEX_DB_PASS").unwrap_or_default();
-            db.signin(surrealdb::opt::auth::Root { username, password }).await.map_err(GraphError::db("signing in"))?;
+            db.signin(surrealdb::opt::auth::Root { username, password })
+                .await
+                .map_err(GraphError::db("signing in"))?;
         }
-        db.use_ns(cfg.namespace.as_str()).use_db("meta").await.map_err(GraphError::db("selecting namespace"))?;
-        let mut res = db.query("SELECT VALUE db FROM ONLY state:current").await.map_err(GraphError::db("reading state"))?;
+        // SurrealDB 3 refuses reads from undefined namespaces, databases and tables: define the meta pieces first.
+        // The namespace name was validated as an identifier by `config`.
+        let ns = cfg.namespace.as_str();
+        let setup = format!(
+            "DEFINE NAMESPACE IF NOT EXISTS {ns}; USE NS {ns}; DEFINE DATABASE IF NOT EXISTS meta; USE NS {ns} DB meta; \
+             DEFINE TABLE IF NOT EXISTS state SCHEMALESS;"
+        );
+        db.query(setup)
+            .await
+            .and_then(|r| r.check())
+            .map_err(GraphError::db("preparing the store"))?;
+        db.use_ns(ns)
+            .use_db("meta")
+            .await
+            .map_err(GraphError::db("selecting namespace"))?;
+        let mut res = db
+            .query("SELECT VALUE db FROM ONLY state:current")
+            .await
+            .map_err(GraphError::db("reading state"))?;
         let current: Option<String> = res.take(0).map_err(GraphError::db("reading state"))?;
         if let Some(name) = &current {
-            db.use_db(name.as_str()).await.map_err(GraphError::db("selecting graph database"))?;
+            db.use_db(name.as_str())
+                .await
+                .map_err(GraphError::db("selecting graph database"))?;
         }
         Ok(GraphStore {
             db,
@@ -280,7 +364,11 @@ impl GraphStore {
 
     /// Opens a fresh in-memory store (tests).
     pub async fn memory() -> Result<GraphStore, GraphError> {
-        let cfg = GraphConfig { store: Store::Memory, namespace: "nanodex".into(), batch_size: 1000 };
+        let cfg = GraphConfig {
+            store: Store::Memory,
+            namespace: "nanodex".into(),
+            batch_size: 1000,
+        };
         GraphStore::open(&cfg, Path::new("."), true).await
     }
 
@@ -291,49 +379,90 @@ impl GraphStore {
 
     fn require_graph(&self) -> Result<(), GraphError> {
         if self.current.is_none() {
-            return Err(GraphError::Empty { path: self.location.clone(), workspace: self.workspace.clone() });
+            return Err(GraphError::Empty {
+                path: self.location.clone(),
+                workspace: self.workspace.clone(),
+            });
         }
         Ok(())
     }
 
     async fn generation(&self) -> Result<u64, GraphError> {
-        let mut res = self.db.query("SELECT VALUE generation FROM ONLY graph_state:current").await.map_err(GraphError::db("reading generation"))?;
+        let mut res = self
+            .db
+            .query("SELECT VALUE generation FROM ONLY graph_state:current")
+            .await
+            .map_err(GraphError::db("reading generation"))?;
         let generation: Option<i64> = res.take(0).map_err(GraphError::db("reading generation"))?;
         Ok(generation.unwrap_or(0) as u64)
     }
 
     fn load_state(&self) -> Option<StoreState> {
         let bytes = std::fs::read(self.state_path.as_ref()?).ok()?;
-        postcard::from_bytes::<StoreState>(&bytes).ok().filter(|s| s.version == STATE_VERSION)
+        postcard::from_bytes::<StoreState>(&bytes)
+            .ok()
+            .filter(|s| s.version == STATE_VERSION)
     }
 
     fn save_state(&self, state: &StoreState) -> Result<(), GraphError> {
-        let Some(path) = &self.state_path else { return Ok(()) };
-        let bytes = postcard::to_stdvec(state).map_err(|e| GraphError::Io { path: path.clone(), source: std::io::Error::other(e) })?;
-        write_atomic(path, &bytes).map_err(|source| GraphError::Io { path: path.clone(), source })
+        let Some(path) = &self.state_path else {
+            return Ok(());
+        };
+        let bytes = postcard::to_stdvec(state).map_err(|e| GraphError::Io {
+            path: path.clone(),
+            source: std::io::Error::other(e),
+        })?;
+        write_atomic(path, &bytes).map_err(|source| GraphError::Io {
+            path: path.clone(),
+            source,
+        })
     }
 
     /// Writes `graph`, incrementally when the previous write's fingerprints are valid and `full` is false.
     /// `info` is stored with the graph (root, resolution stats) for `graph-inspect`.
-    pub async fn write(&mut self, graph: &CodeGraph, root: &str, full: bool, sink: &dyn Sink) -> Result<WriteReport, GraphError> {
-        let node_fps: HashMap<String, u64> = graph.nodes.iter().map(|n| (node_id(n), fingerprint(n))).collect();
-        let edge_fps: HashMap<String, u64> = graph.edges.iter().map(|e| (edge_id(e), fingerprint(e))).collect();
+    pub async fn write(
+        &mut self,
+        graph: &CodeGraph,
+        root: &str,
+        full: bool,
+        sink: &dyn Sink,
+    ) -> Result<WriteReport, GraphError> {
+        let node_fps: HashMap<String, u64> = graph
+            .nodes
+            .iter()
+            .map(|n| (node_id(n), fingerprint(n)))
+            .collect();
+        let edge_fps: HashMap<String, u64> = graph
+            .edges
+            .iter()
+            .map(|e| (edge_id(e), fingerprint(e)))
+            .collect();
         let previous = match (&self.current, full) {
             (Some(db), false) => {
                 let generation = self.generation().await?;
-                self.load_state().filter(|s| &s.db == db && s.generation == generation)
+                self.load_state()
+                    .filter(|s| &s.db == db && s.generation == generation)
             }
             _ => None,
         };
         let info = serde_json::json!({ "root": root, "resolve": graph.stats });
         let report = match previous {
             Some(prev) => {
-                let changed_nodes = graph.nodes.iter().filter(|n| prev.nodes.get(&node_id(n)) != node_fps.get(&node_id(n))).count();
-                let changed_edges = graph.edges.iter().filter(|e| prev.edges.get(&edge_id(e)) != edge_fps.get(&edge_id(e))).count();
+                let changed_nodes = graph
+                    .nodes
+                    .iter()
+                    .filter(|n| prev.nodes.get(&node_id(n)) != node_fps.get(&node_id(n)))
+                    .count();
+                let changed_edges = graph
+                    .edges
+                    .iter()
+                    .filter(|e| prev.edges.get(&edge_id(e)) != edge_fps.get(&edge_id(e)))
+                    .count();
                 let total = graph.nodes.len() + graph.edges.len();
                 // A big change is cheaper as a fresh build than as one huge transaction.
                 if (changed_nodes + changed_edges) * 2 > total.max(1) {
-                    self.write_full(graph, prev.generation + 1, &info, sink).await?
+                    self.write_full(graph, prev.generation + 1, &info, sink)
+                        .await?
                 } else {
                     self.write_incremental(graph, &prev, &info, sink).await?
                 }
@@ -348,7 +477,13 @@ impl GraphStore {
         };
         let generation = self.generation().await?;
         let db = self.current.clone().unwrap_or_default();
-        self.save_state(&StoreState { version: STATE_VERSION, db, generation, nodes: node_fps, edges: edge_fps })?;
+        self.save_state(&StoreState {
+            version: STATE_VERSION,
+            db,
+            generation,
+            nodes: node_fps,
+            edges: edge_fps,
+        })?;
         Ok(report)
     }
 
@@ -356,45 +491,106 @@ impl GraphStore {
         let total = (graph.nodes.len() + graph.edges.len()) as u64;
         let mut done = 0u64;
         for ty in NodeType::ALL {
-            let rows: Vec<Value> = graph.nodes.iter().filter(|n| n.id.ty == ty).map(node_value).collect();
+            let rows: Vec<Value> = graph
+                .nodes
+                .iter()
+                .filter(|n| n.id.ty == ty)
+                .map(node_value)
+                .collect();
             for chunk in rows.chunks(self.batch) {
-                let sql = format!("INSERT INTO {} $rows RETURN NONE", ty.as_str());
-                let res = self.db.query(sql).bind(("rows", Value::Array(Array::from(chunk.to_vec())))).await;
-                res.and_then(|r| r.check()).map_err(GraphError::db(format!("inserting {} nodes", ty.as_str())))?;
+                let sql = format!("INSERT INTO `{}` $rows RETURN NONE", ty.as_str());
+                let res = self
+                    .db
+                    .query(sql)
+                    .bind(("rows", Value::Array(Array::from(chunk.to_vec()))))
+                    .await;
+                res.and_then(|r| r.check())
+                    .map_err(GraphError::db(format!("inserting {} nodes", ty.as_str())))?;
                 done += chunk.len() as u64;
-                sink.event(ProgressEvent { stage: "store", done, total: Some(total), message: format!("{} nodes", ty.as_str()) });
+                sink.event(ProgressEvent {
+                    stage: "store",
+                    done,
+                    total: Some(total),
+                    message: format!("{} nodes", ty.as_str()),
+                });
             }
         }
         for kind in EdgeKind::ALL {
-            let rows: Vec<Value> = graph.edges.iter().filter(|e| e.kind == kind).map(edge_value).collect();
+            let rows: Vec<Value> = graph
+                .edges
+                .iter()
+                .filter(|e| e.kind == kind)
+                .map(edge_value)
+                .collect();
             for chunk in rows.chunks(self.batch) {
-                let sql = format!("INSERT RELATION INTO {} $rows RETURN NONE", kind.as_str());
-                let res = self.db.query(sql).bind(("rows", Value::Array(Array::from(chunk.to_vec())))).await;
-                res.and_then(|r| r.check()).map_err(GraphError::db(format!("inserting {} edges", kind.as_str())))?;
+                let sql = format!("INSERT RELATION INTO `{}` $rows RETURN NONE", kind.as_str());
+                let res = self
+                    .db
+                    .query(sql)
+                    .bind(("rows", Value::Array(Array::from(chunk.to_vec()))))
+                    .await;
+                res.and_then(|r| r.check())
+                    .map_err(GraphError::db(format!("inserting {} edges", kind.as_str())))?;
                 done += chunk.len() as u64;
-                sink.event(ProgressEvent { stage: "store", done, total: Some(total), message: format!("{} edges", kind.as_str()) });
+                sink.event(ProgressEvent {
+                    stage: "store",
+                    done,
+                    total: Some(total),
+                    message: format!("{} edges", kind.as_str()),
+                });
             }
         }
         Ok(done)
     }
 
-    async fn write_full(&mut self, graph: &CodeGraph, generation: u64, info: &serde_json::Value, sink: &dyn Sink) -> Result<WriteReport, GraphError> {
+    async fn write_full(
+        &mut self,
+        graph: &CodeGraph,
+        generation: u64,
+        info: &serde_json::Value,
+        sink: &dyn Sink,
+    ) -> Result<WriteReport, GraphError> {
         let name = format!("g{generation}");
         let old = self.current.clone();
-        self.db.use_db("meta").await.map_err(GraphError::db("selecting meta"))?;
+        self.db
+            .use_db("meta")
+            .await
+            .map_err(GraphError::db("selecting meta"))?;
         // Remove leftovers of killed runs (any graph database that is not the current one).
-        let mut res = self.db.query("INFO FOR NS").await.map_err(GraphError::db("listing databases"))?;
+        let mut res = self
+            .db
+            .query("INFO FOR NS")
+            .await
+            .map_err(GraphError::db("listing databases"))?;
         let ns_info: Option<Value> = res.take(0).map_err(GraphError::db("listing databases"))?;
         let existing: Vec<String> = ns_info
             .map(to_json)
-            .and_then(|j| j.get("databases").and_then(|d| d.as_object()).map(|d| d.keys().cloned().collect()))
+            .and_then(|j| {
+                j.get("databases")
+                    .and_then(|d| d.as_object())
+                    .map(|d| d.keys().cloned().collect())
+            })
             .unwrap_or_default();
-        for db_name in existing.iter().filter(|d| d.starts_with('g') && Some(*d) != old.as_ref()) {
+        for db_name in existing
+            .iter()
+            .filter(|d| d.starts_with('g') && Some(*d) != old.as_ref())
+        {
             self.remove_db(db_name).await?;
         }
-        self.db.query(format!("DEFINE DATABASE {name}")).await.and_then(|r| r.check()).map_err(GraphError::db("creating database"))?;
-        self.db.use_db(name.as_str()).await.map_err(GraphError::db("selecting new database"))?;
-        self.db.query(schema()).await.and_then(|r| r.check()).map_err(GraphError::db("defining schema"))?;
+        self.db
+            .query(format!("DEFINE DATABASE {name}"))
+            .await
+            .and_then(|r| r.check())
+            .map_err(GraphError::db("creating database"))?;
+        self.db
+            .use_db(name.as_str())
+            .await
+            .map_err(GraphError::db("selecting new database"))?;
+        self.db
+            .query(schema())
+            .await
+            .and_then(|r| r.check())
+            .map_err(GraphError::db("defining schema"))?;
         tracing::info!(db = %name, "writing graph");
         let inserted = self.insert_batches(graph, sink).await?;
         self.db
@@ -405,7 +601,10 @@ impl GraphStore {
             .and_then(|r| r.check())
             .map_err(GraphError::db("writing graph state"))?;
         // The switch: one record update makes the new graph current.
-        self.db.use_db("meta").await.map_err(GraphError::db("selecting meta"))?;
+        self.db
+            .use_db("meta")
+            .await
+            .map_err(GraphError::db("selecting meta"))?;
         self.db
             .query("UPSERT state:current CONTENT { db: $db, generation: $generation } RETURN NONE")
             .bind(("db", name.clone()))
@@ -416,26 +615,57 @@ impl GraphStore {
         if let Some(old) = &old {
             self.remove_db(old).await?;
         }
-        self.db.use_db(name.as_str()).await.map_err(GraphError::db("selecting graph database"))?;
+        self.db
+            .use_db(name.as_str())
+            .await
+            .map_err(GraphError::db("selecting graph database"))?;
         self.current = Some(name.clone());
-        Ok(WriteReport { mode: "full".into(), db: name, inserted, updated: 0, deleted: 0 })
+        Ok(WriteReport {
+            mode: "full".into(),
+            db: name,
+            inserted,
+            updated: 0,
+            deleted: 0,
+        })
     }
 
     async fn remove_db(&self, name: &str) -> Result<(), GraphError> {
         if !name.starts_with('g') || !name[1..].chars().all(|c| c.is_ascii_digit()) {
             return Ok(());
         }
-        self.db.query(format!("REMOVE DATABASE IF EXISTS {name}")).await.and_then(|r| r.check()).map_err(GraphError::db("removing old graph"))?;
+        self.db
+            .query(format!("REMOVE DATABASE IF EXISTS {name}"))
+            .await
+            .and_then(|r| r.check())
+            .map_err(GraphError::db("removing old graph"))?;
         Ok(())
     }
 
-    async fn write_incremental(&mut self, graph: &CodeGraph, prev: &StoreState, info: &serde_json::Value, sink: &dyn Sink) -> Result<WriteReport, GraphError> {
-        let new_nodes: HashMap<String, &Node> = graph.nodes.iter().map(|n| (node_id(n), n)).collect();
-        let new_edges: HashMap<String, &Edge> = graph.edges.iter().map(|e| (edge_id(e), e)).collect();
-        let del_nodes: Vec<Value> =
-            prev.nodes.keys().filter(|id| !new_nodes.contains_key(*id)).filter_map(|id| parse_record_id(id)).map(Value::RecordId).collect();
-        let del_edges: Vec<Value> =
-            prev.edges.keys().filter(|id| !new_edges.contains_key(*id)).filter_map(|id| parse_record_id(id)).map(Value::RecordId).collect();
+    async fn write_incremental(
+        &mut self,
+        graph: &CodeGraph,
+        prev: &StoreState,
+        info: &serde_json::Value,
+        sink: &dyn Sink,
+    ) -> Result<WriteReport, GraphError> {
+        let new_nodes: HashMap<String, &Node> =
+            graph.nodes.iter().map(|n| (node_id(n), n)).collect();
+        let new_edges: HashMap<String, &Edge> =
+            graph.edges.iter().map(|e| (edge_id(e), e)).collect();
+        let del_nodes: Vec<Value> = prev
+            .nodes
+            .keys()
+            .filter(|id| !new_nodes.contains_key(*id))
+            .filter_map(|id| parse_record_id(id))
+            .map(Value::RecordId)
+            .collect();
+        let del_edges: Vec<Value> = prev
+            .edges
+            .keys()
+            .filter(|id| !new_edges.contains_key(*id))
+            .filter_map(|id| parse_record_id(id))
+            .map(Value::RecordId)
+            .collect();
         let mut sql = String::from("BEGIN TRANSACTION;\nDELETE $del_edges;\nDELETE $del_nodes;\n");
         let mut query_params: Vec<(String, Value)> = Vec::new();
         let (mut inserted, mut updated) = (0u64, 0u64);
@@ -458,7 +688,7 @@ impl GraphStore {
             if !rows.is_empty() {
                 let param = format!("n_{}", ty.as_str());
                 sql += &format!(
-                    "INSERT INTO {t} ${param} ON DUPLICATE KEY UPDATE name = $input.name, qname = $input.qname, path = $input.path, \
+                    "INSERT INTO `{t}` ${param} ON DUPLICATE KEY UPDATE name = $input.name, qname = $input.qname, path = $input.path, \
                      lang = $input.lang, start_line = $input.start_line, end_line = $input.end_line, signature = $input.signature, \
                      doc = $input.doc, meta = $input.meta RETURN NONE;\n",
                     t = ty.as_str()
@@ -484,7 +714,7 @@ impl GraphStore {
             if !rows.is_empty() {
                 let param = format!("e_{}", kind.as_str());
                 sql += &format!(
-                    "INSERT RELATION INTO {t} ${param} ON DUPLICATE KEY UPDATE lines = $input.lines, confidence = $input.confidence RETURN NONE;\n",
+                    "INSERT RELATION INTO `{t}` ${param} ON DUPLICATE KEY UPDATE lines = $input.lines, confidence = $input.confidence RETURN NONE;\n",
                     t = kind.as_str()
                 );
                 query_params.push((param, Value::Array(Array::from(rows))));
@@ -502,13 +732,31 @@ impl GraphStore {
         for (name, value) in query_params {
             query = query.bind((name, value));
         }
-        query.await.and_then(|r| r.check()).map_err(GraphError::db("applying incremental update"))?;
-        sink.event(ProgressEvent { stage: "store", done: inserted + updated + deleted, total: Some(inserted + updated + deleted), message: "incremental update".into() });
-        Ok(WriteReport { mode: "incremental".into(), db: self.current.clone().unwrap_or_default(), inserted, updated, deleted })
+        query
+            .await
+            .and_then(|r| r.check())
+            .map_err(GraphError::db("applying incremental update"))?;
+        sink.event(ProgressEvent {
+            stage: "store",
+            done: inserted + updated + deleted,
+            total: Some(inserted + updated + deleted),
+            message: "incremental update".into(),
+        });
+        Ok(WriteReport {
+            mode: "incremental".into(),
+            db: self.current.clone().unwrap_or_default(),
+            inserted,
+            updated,
+            deleted,
+        })
     }
 
     /// Runs a query and returns the first statement's result as JSON.
-    async fn query_json(&self, sql: &str, binds: Vec<(&'static str, Value)>) -> Result<serde_json::Value, GraphError> {
+    async fn query_json(
+        &self,
+        sql: &str,
+        binds: Vec<(&'static str, Value)>,
+    ) -> Result<serde_json::Value, GraphError> {
         let mut query = self.db.query(sql);
         for bind in binds {
             query = query.bind(bind);
@@ -524,20 +772,39 @@ impl GraphStore {
         let mut out = Inspect::default();
         for ty in NodeType::ALL {
             let t = ty.as_str();
-            let rows = self.query_json(&format!("SELECT lang, count() AS n FROM {t} GROUP BY lang"), vec![]).await?;
+            let rows = self
+                .query_json(
+                    &format!("SELECT lang, count() AS n FROM `{t}` GROUP BY lang"),
+                    vec![],
+                )
+                .await?;
             let mut total = 0;
             for row in rows.as_array().into_iter().flatten() {
                 let n = row.get("n").and_then(|n| n.as_u64()).unwrap_or(0);
                 total += n;
-                let lang = row.get("lang").and_then(|l| l.as_str()).unwrap_or("-").to_string();
-                *out.nodes_by_lang.entry(t.to_string()).or_default().entry(lang).or_default() += n;
+                let lang = row
+                    .get("lang")
+                    .and_then(|l| l.as_str())
+                    .unwrap_or("-")
+                    .to_string();
+                *out.nodes_by_lang
+                    .entry(t.to_string())
+                    .or_default()
+                    .entry(lang)
+                    .or_default() += n;
             }
             out.nodes.insert(t.to_string(), total);
         }
         for kind in EdgeKind::ALL {
             let t = kind.as_str();
-            let rows = self.query_json(&format!("SELECT count() AS n FROM {t} GROUP ALL"), vec![]).await?;
-            let n = rows.get(0).and_then(|r| r.get("n")).and_then(|n| n.as_u64()).unwrap_or(0);
+            let rows = self
+                .query_json(&format!("SELECT count() AS n FROM `{t}` GROUP ALL"), vec![])
+                .await?;
+            let n = rows
+                .get(0)
+                .and_then(|r| r.get("n"))
+                .and_then(|n| n.as_u64())
+                .unwrap_or(0);
             out.edges.insert(t.to_string(), n);
         }
         let rows = self
@@ -548,48 +815,116 @@ impl GraphStore {
             .into_iter()
             .flatten()
             .map(|r| ModuleDegree {
-                path: r.get("path").and_then(|p| p.as_str()).unwrap_or("").to_string(),
+                path: r
+                    .get("path")
+                    .and_then(|p| p.as_str())
+                    .unwrap_or("")
+                    .to_string(),
                 imports: r.get("imports").and_then(|n| n.as_u64()).unwrap_or(0),
                 imported_by: r.get("imported_by").and_then(|n| n.as_u64()).unwrap_or(0),
             })
             .collect();
-        degrees.sort_by(|a, b| (b.imports + b.imported_by, &a.path).cmp(&(a.imports + a.imported_by, &b.path)));
+        degrees.sort_by(|a, b| {
+            (b.imports + b.imported_by, &a.path).cmp(&(a.imports + a.imported_by, &b.path))
+        });
         degrees.truncate(10);
         out.most_connected_modules = degrees;
-        let files = self.query_json("SELECT VALUE path FROM module WHERE meta.parse_error = true ORDER BY path", vec![]).await?;
-        out.parse_error_files = files.as_array().into_iter().flatten().filter_map(|p| p.as_str().map(String::from)).collect();
-        let state = self.query_json("SELECT * FROM ONLY graph_state:current", vec![]).await?;
+        let files = self
+            .query_json(
+                "SELECT VALUE path FROM module WHERE meta.parse_error = true ORDER BY path",
+                vec![],
+            )
+            .await?;
+        out.parse_error_files = files
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.as_str().map(String::from))
+            .collect();
+        let state = self
+            .query_json("SELECT * FROM ONLY graph_state:current", vec![])
+            .await?;
         if let Some(info) = state.get("info") {
-            out.root = info.get("root").and_then(|r| r.as_str()).unwrap_or("").to_string();
+            out.root = info
+                .get("root")
+                .and_then(|r| r.as_str())
+                .unwrap_or("")
+                .to_string();
             if let Some(stats) = info.get("resolve") {
                 out.resolve = serde_json::from_value(stats.clone()).unwrap_or_default();
             }
         }
-        out.extracted_at = state.get("written_at").and_then(|w| w.as_str()).unwrap_or("").to_string();
-        out.generation = state.get("generation").and_then(|g| g.as_u64()).unwrap_or(0);
+        out.extracted_at = state
+            .get("written_at")
+            .and_then(|w| w.as_str())
+            .unwrap_or("")
+            .to_string();
+        out.generation = state
+            .get("generation")
+            .and_then(|g| g.as_u64())
+            .unwrap_or(0);
         let calls = out.resolve.calls_resolved + out.resolve.calls_unresolved;
-        out.resolved_call_share = if calls == 0 { 0.0 } else { out.resolve.calls_resolved as f64 / calls as f64 };
+        out.resolved_call_share = if calls == 0 {
+            0.0
+        } else {
+            out.resolve.calls_resolved as f64 / calls as f64
+        };
         Ok(out)
     }
 
     /// Nodes matching an id (`function:…`), a qualified name or a simple name, each with its edges.
     pub async fn show(&self, needle: &str) -> Result<Vec<NodeDetail>, GraphError> {
         self.require_graph()?;
-        let tables: Vec<&str> = NodeType::ALL.iter().map(|t| t.as_str()).collect();
+        let tables: Vec<String> = NodeType::ALL
+            .iter()
+            .map(|t| format!("`{}`", t.as_str()))
+            .collect();
         let mut ids: Vec<String> = Vec::new();
-        if let Some(rid) = parse_record_id(needle).filter(|_| NodeType::from_name(needle.split(':').next().unwrap_or("")).is_some()) {
-            let found = self.query_json("SELECT VALUE id FROM $rid", vec![("rid", Value::RecordId(rid))]).await?;
-            ids.extend(found.as_array().into_iter().flatten().filter_map(|v| v.as_str().map(String::from)));
+        if let Some(rid) = parse_record_id(needle)
+            .filter(|_| NodeType::from_name(needle.split(':').next().unwrap_or("")).is_some())
+        {
+            let found = self
+                .query_json(
+                    "SELECT VALUE id FROM $rid",
+                    vec![("rid", Value::RecordId(rid))],
+                )
+                .await?;
+            ids.extend(
+                found
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| v.as_str().map(String::from)),
+            );
         }
         if ids.is_empty() {
-            let sql = format!("SELECT VALUE id FROM {} WHERE qname = $q", tables.join(", "));
-            let found = self.query_json(&sql, vec![("q", Value::String(needle.to_string()))]).await?;
-            ids.extend(found.as_array().into_iter().flatten().filter_map(|v| v.as_str().map(String::from)));
+            let sql = format!(
+                "SELECT VALUE id FROM {} WHERE qname = $q",
+                tables.join(", ")
+            );
+            let found = self
+                .query_json(&sql, vec![("q", Value::String(needle.to_string()))])
+                .await?;
+            ids.extend(
+                found
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| v.as_str().map(String::from)),
+            );
         }
         if ids.is_empty() {
             let sql = format!("SELECT VALUE id FROM {} WHERE name = $q", tables.join(", "));
-            let found = self.query_json(&sql, vec![("q", Value::String(needle.to_string()))]).await?;
-            ids.extend(found.as_array().into_iter().flatten().filter_map(|v| v.as_str().map(String::from)));
+            let found = self
+                .query_json(&sql, vec![("q", Value::String(needle.to_string()))])
+                .await?;
+            ids.extend(
+                found
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| v.as_str().map(String::from)),
+            );
         }
         if ids.is_empty() {
             return Err(GraphError::NotFound(needle.to_string()));
@@ -597,33 +932,68 @@ impl GraphStore {
         ids.truncate(20);
         let mut out = Vec::new();
         for id in ids {
-            let Some(rid) = parse_record_id(&id) else { continue };
-            let node = self.query_json("SELECT * FROM ONLY $rid", vec![("rid", Value::RecordId(rid.clone()))]).await?;
+            let Some(rid) = parse_record_id(&id) else {
+                continue;
+            };
+            let node = self
+                .query_json(
+                    "SELECT * FROM ONLY $rid",
+                    vec![("rid", Value::RecordId(rid.clone()))],
+                )
+                .await?;
             let mut edges = Vec::new();
             for kind in EdgeKind::ALL {
                 let t = kind.as_str();
                 let sql = format!(
-                    "SELECT out AS other, out.qname AS qname, out.path AS path, out.start_line AS line, lines, confidence FROM $rid->{t};\n\
-                     SELECT in AS other, in.qname AS qname, in.path AS path, in.start_line AS line, lines, confidence FROM $rid<-{t};"
+                    "SELECT out AS other, out.qname AS qname, out.path AS path, out.start_line AS line, lines, confidence FROM $rid->`{t}`;\n\
+                     SELECT in AS other, in.qname AS qname, in.path AS path, in.start_line AS line, lines, confidence FROM $rid<-`{t}`;"
                 );
-                let mut res = self.db.query(sql).bind(("rid", Value::RecordId(rid.clone()))).await.map_err(GraphError::db("reading edges"))?;
+                let mut res = self
+                    .db
+                    .query(sql)
+                    .bind(("rid", Value::RecordId(rid.clone())))
+                    .await
+                    .map_err(GraphError::db("reading edges"))?;
                 for (idx, direction) in [(0, "out"), (1, "in")] {
                     let rows: Value = res.take(idx).map_err(GraphError::db("reading edges"))?;
                     for row in to_json(rows).as_array().into_iter().flatten() {
                         edges.push(Neighbor {
                             kind: t.to_string(),
                             direction: direction.to_string(),
-                            id: row.get("other").and_then(|v| v.as_str()).unwrap_or("").to_string(),
-                            qname: row.get("qname").and_then(|v| v.as_str()).unwrap_or("").to_string(),
-                            path: row.get("path").and_then(|v| v.as_str()).unwrap_or("").to_string(),
+                            id: row
+                                .get("other")
+                                .and_then(|v| v.as_str())
+                                .unwrap_or("")
+                                .to_string(),
+                            qname: row
+                                .get("qname")
+                                .and_then(|v| v.as_str())
+                                .unwrap_or("")
+                                .to_string(),
+                            path: row
+                                .get("path")
+                                .and_then(|v| v.as_str())
+                                .unwrap_or("")
+                                .to_string(),
                             line: row.get("line").and_then(|v| v.as_u64()).unwrap_or(0),
-                            lines: row.get("lines").and_then(|v| v.as_array()).into_iter().flatten().filter_map(|l| l.as_u64()).collect(),
-                            confidence: row.get("confidence").and_then(|v| v.as_f64()).unwrap_or(0.0),
+                            lines: row
+                                .get("lines")
+                                .and_then(|v| v.as_array())
+                                .into_iter()
+                                .flatten()
+                                .filter_map(|l| l.as_u64())
+                                .collect(),
+                            confidence: row
+                                .get("confidence")
+                                .and_then(|v| v.as_f64())
+                                .unwrap_or(0.0),
                         });
                     }
                 }
             }
-            edges.sort_by(|a, b| (&a.direction, &a.kind, &a.qname).cmp(&(&b.direction, &b.kind, &b.qname)));
+            edges.sort_by(|a, b| {
+                (&a.direction, &a.kind, &a.qname).cmp(&(&b.direction, &b.kind, &b.qname))
+            });
             out.push(NodeDetail { node, edges });
         }
         Ok(out)
@@ -636,23 +1006,37 @@ impl GraphStore {
         let mut res = self.db.query(sql).await.map_err(GraphError::db("query"))?;
         let mut out = Vec::new();
         for idx in 0..res.num_statements() {
-            let value: Value = res.take(idx).map_err(GraphError::db(format!("statement {}", idx + 1)))?;
+            let value: Value = res
+                .take(idx)
+                .map_err(GraphError::db(format!("statement {}", idx + 1)))?;
             out.push(to_json(value));
         }
         Ok(out)
     }
 
     /// Every node and edge as stored, sorted (for comparing two stores).
-    pub async fn dump(&self) -> Result<(Vec<serde_json::Value>, Vec<serde_json::Value>), GraphError> {
+    pub async fn dump(
+        &self,
+    ) -> Result<(Vec<serde_json::Value>, Vec<serde_json::Value>), GraphError> {
         self.require_graph()?;
         let mut nodes = Vec::new();
         for ty in NodeType::ALL {
-            let rows = self.query_json(&format!("SELECT * FROM {} ORDER BY id", ty.as_str()), vec![]).await?;
+            let rows = self
+                .query_json(
+                    &format!("SELECT * FROM `{}` ORDER BY id", ty.as_str()),
+                    vec![],
+                )
+                .await?;
             nodes.extend(rows.as_array().cloned().unwrap_or_default());
         }
         let mut edges = Vec::new();
         for kind in EdgeKind::ALL {
-            let rows = self.query_json(&format!("SELECT * FROM {} ORDER BY id", kind.as_str()), vec![]).await?;
+            let rows = self
+                .query_json(
+                    &format!("SELECT * FROM `{}` ORDER BY id", kind.as_str()),
+                    vec![],
+                )
+                .await?;
             edges.extend(rows.as_array().cloned().unwrap_or_default());
         }
         Ok((nodes, edges))
@@ -666,8 +1050,9 @@ impl GraphStore {
 
 /// Statements and functions that write or reach outside the store.
 const FORBIDDEN: &[&str] = &[
-    "create", "update", "upsert", "delete", "insert", "relate", "define", "remove", "alter", "rebuild", "kill", "live",
-    "begin", "commit", "cancel", "use", "access", "option", "sleep", "http", "signin", "signup",
+    "create", "update", "upsert", "delete", "insert", "relate", "define", "remove", "alter",
+    "rebuild", "kill", "live", "begin", "commit", "cancel", "use", "access", "option", "sleep",
+    "http", "signin", "signup",
 ];
 
 /// Rejects SurrealQL that could write: any forbidden keyword outside string literals and quoted identifiers.
@@ -677,7 +1062,11 @@ pub fn check_read_only(sql: &str) -> Result<(), GraphError> {
     let flush = |word: &mut String| -> Result<(), GraphError> {
         let lower = word.to_ascii_lowercase();
         word.clear();
-        if FORBIDDEN.contains(&lower.as_str()) { Err(GraphError::ReadOnly(lower)) } else { Ok(()) }
+        if FORBIDDEN.contains(&lower.as_str()) {
+            Err(GraphError::ReadOnly(lower))
+        } else {
+            Ok(())
+        }
     };
     while let Some(c) = chars.next() {
         match c {

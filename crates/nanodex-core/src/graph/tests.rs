@@ -1,6 +1,6 @@
 use super::*;
-use crate::extract::{ParsedFile, parse_file, resolve};
 use crate::extract::Lang;
+use crate::extract::{ParsedFile, parse_file, resolve};
 use crate::progress::NoProgress;
 
 fn graph_of(files: &[(&str, &str)]) -> CodeGraph {
@@ -19,7 +19,10 @@ fn graph_of(files: &[(&str, &str)]) -> CodeGraph {
 }
 
 fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 #[test]
@@ -57,7 +60,7 @@ fn write_inspect_show_and_traverse_in_memory() {
             .await
             .unwrap();
         assert_eq!(rows[0], serde_json::json!([["pkg.core.parse"]]));
-        let rows = store.query_readonly("SELECT VALUE ->calls->function.name FROM function WHERE name = 'load'").await.unwrap();
+        let rows = store.query_readonly("SELECT VALUE ->calls->function.name FROM `function` WHERE name = 'load'").await.unwrap();
         assert_eq!(rows[0], serde_json::json!([["parse"]]));
     });
 }
@@ -66,8 +69,18 @@ fn write_inspect_show_and_traverse_in_memory() {
 fn read_only_queries_reject_writes() {
     assert!(check_read_only("SELECT * FROM function WHERE name = 'delete'").is_ok());
     assert!(check_read_only("SELECT `update` FROM x").is_ok());
-    for bad in ["DELETE function", "select 1; CREATE x", "UPDATE function SET a = 1", "INSERT INTO x {}", "REMOVE TABLE x", "RETURN http::get('x')"] {
-        assert!(matches!(check_read_only(bad), Err(GraphError::ReadOnly(_))), "{bad}");
+    for bad in [
+        "DELETE function",
+        "select 1; CREATE x",
+        "UPDATE function SET a = 1",
+        "INSERT INTO x {}",
+        "REMOVE TABLE x",
+        "RETURN http::get('x')",
+    ] {
+        assert!(
+            matches!(check_read_only(bad), Err(GraphError::ReadOnly(_))),
+            "{bad}"
+        );
     }
 }
 
@@ -75,8 +88,19 @@ fn read_only_queries_reject_writes() {
 fn show_unknown_name_is_a_clear_error() {
     rt().block_on(async {
         let mut store = GraphStore::memory().await.unwrap();
-        assert!(matches!(store.inspect().await, Err(GraphError::Empty { .. })));
-        store.write(&graph_of(&[("a.py", "def f():\n    pass\n")]), "/r", false, &NoProgress).await.unwrap();
+        assert!(matches!(
+            store.inspect().await,
+            Err(GraphError::Empty { .. })
+        ));
+        store
+            .write(
+                &graph_of(&[("a.py", "def f():\n    pass\n")]),
+                "/r",
+                false,
+                &NoProgress,
+            )
+            .await
+            .unwrap();
         let err = store.show("nope").await.unwrap_err();
         assert!(err.to_string().contains("no node named `nope`"), "{err}");
     });

@@ -53,7 +53,14 @@ pub(crate) struct LangSpec {
 
 impl Lang {
     /// Every language, in a fixed order.
-    pub const ALL: [Lang; 6] = [Lang::Python, Lang::Java, Lang::Cpp, Lang::C, Lang::JavaScript, Lang::TypeScript];
+    pub const ALL: [Lang; 6] = [
+        Lang::Python,
+        Lang::Java,
+        Lang::Cpp,
+        Lang::C,
+        Lang::JavaScript,
+        Lang::TypeScript,
+    ];
 
     /// Lower-case name as stored in the graph (`python`, `cpp` ...).
     pub fn as_str(self) -> &'static str {
@@ -78,7 +85,9 @@ impl Lang {
         Some(match ext.as_str() {
             "py" | "pyi" | "pyw" => Lang::Python,
             "java" => Lang::Java,
-            "cc" | "cpp" | "cxx" | "c++" | "hpp" | "hh" | "hxx" | "h++" | "ipp" | "tpp" | "inl" => Lang::Cpp,
+            "cc" | "cpp" | "cxx" | "c++" | "hpp" | "hh" | "hxx" | "h++" | "ipp" | "tpp" | "inl" => {
+                Lang::Cpp
+            }
             // `.h` is shared by C and C++; C++ is a superset for what we extract.
             "h" => Lang::Cpp,
             "c" => Lang::C,
@@ -144,12 +153,14 @@ pub(crate) fn text<'s>(node: Node<'_>, src: &'s str) -> &'s str {
 
 /// Strips quotes and angle brackets from an include / import path literal.
 pub(crate) fn unquote(s: &str) -> &str {
-    s.trim().trim_matches(|c| c == '"' || c == '\'' || c == '`' || c == '<' || c == '>')
+    s.trim()
+        .trim_matches(|c| c == '"' || c == '\'' || c == '`' || c == '<' || c == '>')
 }
 
 /// Definition name from the `name` field, for languages whose queries always capture it.
 pub(crate) fn name_field(node: Node<'_>, src: &str) -> Option<(String, Vec<String>)> {
-    node.child_by_field_name("name").map(|n| (text(n, src).to_string(), Vec::new()))
+    node.child_by_field_name("name")
+        .map(|n| (text(n, src).to_string(), Vec::new()))
 }
 
 #[cfg(test)]

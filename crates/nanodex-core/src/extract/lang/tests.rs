@@ -16,9 +16,18 @@ fn detects_by_extension_and_shebang() {
     assert_eq!(Lang::from_path(Path::new("x.c")), Some(Lang::C));
     assert_eq!(Lang::from_path(Path::new("x.tsx")), Some(Lang::TypeScript));
     assert_eq!(Lang::from_path(Path::new("Makefile")), None);
-    assert_eq!(Lang::from_shebang(b"#!/usr/bin/env python3"), Some(Lang::Python));
-    assert_eq!(Lang::from_shebang(b"#!/usr/bin/python3.11 -u"), Some(Lang::Python));
-    assert_eq!(Lang::from_shebang(b"#!/usr/bin/env -S node --x"), Some(Lang::JavaScript));
+    assert_eq!(
+        Lang::from_shebang(b"#!/usr/bin/env python3"),
+        Some(Lang::Python)
+    );
+    assert_eq!(
+        Lang::from_shebang(b"#!/usr/bin/python3.11 -u"),
+        Some(Lang::Python)
+    );
+    assert_eq!(
+        Lang::from_shebang(b"#!/usr/bin/env -S node --x"),
+        Some(Lang::JavaScript)
+    );
     assert_eq!(Lang::from_shebang(b"#!/bin/sh"), None);
     assert_eq!(Lang::from_shebang(b"print(1)"), None);
 }

@@ -4,16 +4,44 @@ use super::*;
 fn render(facts: &FileFacts) -> String {
     let mut out = String::new();
     for d in &facts.defs {
-        let parent = d.parent.map(|p| facts.defs[p as usize].name.clone()).unwrap_or_default();
-        let qual = if d.qualifier.is_empty() { String::new() } else { format!("{}::", d.qualifier.join("::")) };
-        out += &format!("def {} {qual}{} {}-{} in={parent}\n", d.kind.as_str(), d.name, d.start_line, d.end_line);
+        let parent = d
+            .parent
+            .map(|p| facts.defs[p as usize].name.clone())
+            .unwrap_or_default();
+        let qual = if d.qualifier.is_empty() {
+            String::new()
+        } else {
+            format!("{}::", d.qualifier.join("::"))
+        };
+        out += &format!(
+            "def {} {qual}{} {}-{} in={parent}\n",
+            d.kind.as_str(),
+            d.name,
+            d.start_line,
+            d.end_line
+        );
     }
     for r in &facts.refs {
-        let scope = r.scope.map(|s| facts.defs[s as usize].name.clone()).unwrap_or_default();
-        out += &format!("ref {:?} {}{} @{} in={scope}\n", r.kind, r.receiver.as_deref().map(|r| format!("{r}.")).unwrap_or_default(), r.name, r.line);
+        let scope = r
+            .scope
+            .map(|s| facts.defs[s as usize].name.clone())
+            .unwrap_or_default();
+        out += &format!(
+            "ref {:?} {}{} @{} in={scope}\n",
+            r.kind,
+            r.receiver
+                .as_deref()
+                .map(|r| format!("{r}."))
+                .unwrap_or_default(),
+            r.name,
+            r.line
+        );
     }
     for i in &facts.imports {
-        out += &format!("import {} {:?} {:?} level={} wild={}\n", i.module, i.member, i.alias, i.level, i.wildcard);
+        out += &format!(
+            "import {} {:?} {:?} level={} wild={}\n",
+            i.module, i.member, i.alias, i.level, i.wildcard
+        );
     }
     out
 }
@@ -53,7 +81,7 @@ class K(base.Base):
 def class Err 8-9 in=
 def class K 11-19 in=
 def constructor __init__ 12-13 in=K
-def method run 15-19 in=K
+def method run 16-19 in=K
 ref Extends ValueError @8 in=Err
 ref Extends base.Base @11 in=K
 ref Call Helper @13 in=__init__
@@ -81,11 +109,11 @@ def class Hi 7-14 in=
 def method run 9-12 in=Hi
 def constructor Hi 13-13 in=Hi
 ref Extends Base @7 in=Hi
-ref Implements Runnable @7 in=Hi
 ref Implements java.io.Closeable @7 in=Hi
+ref Implements Runnable @7 in=Hi
 ref Throw IOException @9 in=run
-ref Call w.work @10 in=run
 ref Call helper @10 in=run
+ref Call w.work @10 in=run
 ref New IllegalStateException @11 in=run
 ref Throw IllegalStateException @11 in=run
 import java.util Some(\"List\") None level=0 wild=false
@@ -111,13 +139,19 @@ ref Call area @11 in=grow
 import shape.h None None level=0 wild=false
 import vector None None level=0 wild=false
 ";
-    assert_eq!(render(&facts).replace("std::invalid", "std.invalid"), expected);
+    assert_eq!(
+        render(&facts).replace("std::invalid", "std.invalid"),
+        expected
+    );
     assert_eq!(facts.defs[2].visibility.as_deref(), Some("public"));
 }
 
 #[test]
 fn syntax_errors_are_flagged_not_fatal() {
-    let facts = parse_file(Lang::Python, "def ok():\n    pass\n\ndef broken(:\n    return 1\n");
+    let facts = parse_file(
+        Lang::Python,
+        "def ok():\n    pass\n\ndef broken(:\n    return 1\n",
+    );
     assert!(facts.has_error);
     assert!(!facts.error_lines.is_empty());
     assert!(facts.defs.iter().any(|d| d.name == "ok"));
@@ -129,7 +163,11 @@ fn deep_nesting_does_not_overflow() {
     let src = format!("x = {}1{}\n", "(".repeat(depth), ")".repeat(depth));
     let facts = parse_file(Lang::Python, &src);
     assert_eq!(facts.n_lines, 1);
-    let src = format!("int f() {{ return {}1{}; }}\n", "(".repeat(depth), ")".repeat(depth));
+    let src = format!(
+        "int f() {{ return {}1{}; }}\n",
+        "(".repeat(depth),
+        ")".repeat(depth)
+    );
     let facts = parse_file(Lang::Cpp, &src);
     assert_eq!(facts.defs.len(), 1);
 }
@@ -140,14 +178,20 @@ fn typescript_and_javascript() {
     let facts = parse_file(Lang::TypeScript, src);
     let out = render(&facts);
     assert!(out.contains("def class C 3-3"), "{out}");
-    assert!(out.contains("def constructor constructor 3-3 in=C"), "{out}");
+    assert!(
+        out.contains("def constructor constructor 3-3 in=C"),
+        "{out}"
+    );
     assert!(out.contains("def interface I 4-4"), "{out}");
     assert!(out.contains("def function g 5-5"), "{out}");
     assert!(out.contains("ref Implements I @3 in=C"), "{out}");
     assert!(out.contains("ref Extends J @4 in=I"), "{out}");
     assert!(out.contains("ref Throw Oops @3 in=m"), "{out}");
     assert!(out.contains("import ./x Some(\"a\") Some(\"b\")"), "{out}");
-    let js = parse_file(Lang::JavaScript, "const fs = require('fs');\nclass A extends B { run() { fs.readFileSync('x'); } }\n");
+    let js = parse_file(
+        Lang::JavaScript,
+        "const fs = require('fs');\nclass A extends B { run() { fs.readFileSync('x'); } }\n",
+    );
     let out = render(&js);
     assert!(out.contains("import fs None Some(\"fs\")"), "{out}");
     assert!(out.contains("ref Call fs.readFileSync @2 in=run"), "{out}");

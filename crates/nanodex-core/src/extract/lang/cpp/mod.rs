@@ -19,17 +19,30 @@ pub(super) fn imports(node: Node<'_>, src: &str, out: &mut Vec<Import>) {
     let line = node.start_position().row as u32 + 1;
     match node.kind() {
         "preproc_include" => {
-            let Some(path) = node.child_by_field_name("path") else { return };
+            let Some(path) = node.child_by_field_name("path") else {
+                return;
+            };
             let system = path.kind() == "system_lib_string";
             let module = unquote(text(path, src)).to_string();
             if !module.is_empty() {
-                out.push(Import { module, member: None, alias: None, level: 0, wildcard: false, system, line });
+                out.push(Import {
+                    module,
+                    member: None,
+                    alias: None,
+                    level: 0,
+                    wildcard: false,
+                    system,
+                    line,
+                });
             }
         }
         "using_declaration" => {
             let mut cursor = node.walk();
             let is_namespace = node.children(&mut cursor).any(|c| c.kind() == "namespace");
-            let Some(target) = node.named_child(node.named_child_count().saturating_sub(1) as u32) else { return };
+            let Some(target) = node.named_child(node.named_child_count().saturating_sub(1) as u32)
+            else {
+                return;
+            };
             let path = text(target, src);
             match (is_namespace, path.rsplit_once("::")) {
                 (true, _) => out.push(Import {
@@ -73,7 +86,9 @@ pub(super) fn function_name(node: Node<'_>, src: &str) -> Option<(String, Vec<St
             }
             return Some((last, parts));
         }
-        decl = decl.child_by_field_name("declarator").or_else(|| decl.named_child(0))?;
+        decl = decl
+            .child_by_field_name("declarator")
+            .or_else(|| decl.named_child(0))?;
     }
     None
 }

@@ -28,7 +28,15 @@ fn imports(node: Node<'_>, src: &str, out: &mut Vec<Import>) {
     }
     let Some(path) = path else { return };
     if wildcard {
-        out.push(Import { module: path, member: None, alias: None, level: 0, wildcard: true, system: false, line });
+        out.push(Import {
+            module: path,
+            member: None,
+            alias: None,
+            level: 0,
+            wildcard: true,
+            system: false,
+            line,
+        });
         return;
     }
     // `import a.b.C;` binds `C`; `import static a.b.C.m;` binds `m` from class `a.b.C`.
@@ -36,5 +44,13 @@ fn imports(node: Node<'_>, src: &str, out: &mut Vec<Import>) {
         Some((module, member)) => (module.to_string(), member.to_string()),
         None => (String::new(), path.clone()),
     };
-    out.push(Import { module, member: Some(member), alias: None, level: 0, wildcard: false, system: false, line });
+    out.push(Import {
+        module,
+        member: Some(member),
+        alias: None,
+        level: 0,
+        wildcard: false,
+        system: false,
+        line,
+    });
 }

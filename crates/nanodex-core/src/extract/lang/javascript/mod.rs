@@ -32,16 +32,26 @@ pub(super) fn imports(node: Node<'_>, src: &str, out: &mut Vec<Import>) {
             .and_then(|call| call.child_by_field_name("arguments"))
             .and_then(|args| args.named_child(0))
             .map(|s| unquote(text(s, src)).to_string());
-        let alias = node.child_by_field_name("name").filter(|n| n.kind() == "identifier");
+        let alias = node
+            .child_by_field_name("name")
+            .filter(|n| n.kind() == "identifier");
         if let Some(module) = module {
-            out.push(import(&module, None, alias.map(|n| text(n, src).to_string())));
+            out.push(import(
+                &module,
+                None,
+                alias.map(|n| text(n, src).to_string()),
+            ));
         }
         return;
     }
-    let Some(source) = node.child_by_field_name("source") else { return };
+    let Some(source) = node.child_by_field_name("source") else {
+        return;
+    };
     let module = unquote(text(source, src)).to_string();
     let mut cursor = node.walk();
-    let clause = node.children(&mut cursor).find(|c| c.kind() == "import_clause");
+    let clause = node
+        .children(&mut cursor)
+        .find(|c| c.kind() == "import_clause");
     let Some(clause) = clause else {
         out.push(import(&module, None, None)); // `import "side-effect";`
         return;
@@ -49,16 +59,27 @@ pub(super) fn imports(node: Node<'_>, src: &str, out: &mut Vec<Import>) {
     let mut walk = clause.walk();
     for part in clause.named_children(&mut walk) {
         match part.kind() {
-            "identifier" => out.push(import(&module, Some("default".into()), Some(text(part, src).to_string()))),
+            "identifier" => out.push(import(
+                &module,
+                Some("default".into()),
+                Some(text(part, src).to_string()),
+            )),
             "namespace_import" => {
                 let alias = part.named_child(0).map(|n| text(n, src).to_string());
                 out.push(import(&module, None, alias));
             }
             "named_imports" => {
                 let mut specs = part.walk();
-                for spec in part.named_children(&mut specs).filter(|s| s.kind() == "import_specifier") {
-                    let name = spec.child_by_field_name("name").map(|n| unquote(text(n, src)).to_string());
-                    let alias = spec.child_by_field_name("alias").map(|n| text(n, src).to_string());
+                for spec in part
+                    .named_children(&mut specs)
+                    .filter(|s| s.kind() == "import_specifier")
+                {
+                    let name = spec
+                        .child_by_field_name("name")
+                        .map(|n| unquote(text(n, src)).to_string());
+                    let alias = spec
+                        .child_by_field_name("alias")
+                        .map(|n| text(n, src).to_string());
                     if let Some(name) = name {
                         out.push(import(&module, Some(name), alias));
                     }

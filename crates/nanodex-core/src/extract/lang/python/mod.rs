@@ -21,11 +21,21 @@ fn imports(node: Node<'_>, src: &str, out: &mut Vec<Import>) {
         "import_statement" => {
             for name in node.children_by_field_name("name", &mut cursor) {
                 let (module, alias) = dotted_and_alias(name, src);
-                out.push(Import { module, member: None, alias, level: 0, wildcard: false, system: false, line });
+                out.push(Import {
+                    module,
+                    member: None,
+                    alias,
+                    level: 0,
+                    wildcard: false,
+                    system: false,
+                    line,
+                });
             }
         }
         "import_from_statement" => {
-            let Some(module_node) = node.child_by_field_name("module_name") else { return };
+            let Some(module_node) = node.child_by_field_name("module_name") else {
+                return;
+            };
             let (module, level) = if module_node.kind() == "relative_import" {
                 let raw = text(module_node, src);
                 let level = raw.chars().take_while(|c| *c == '.').count() as u32;
@@ -37,12 +47,31 @@ fn imports(node: Node<'_>, src: &str, out: &mut Vec<Import>) {
             for name in node.children_by_field_name("name", &mut cursor) {
                 let (member, alias) = dotted_and_alias(name, src);
                 any = true;
-                out.push(Import { module: module.clone(), member: Some(member), alias, level, wildcard: false, system: false, line });
+                out.push(Import {
+                    module: module.clone(),
+                    member: Some(member),
+                    alias,
+                    level,
+                    wildcard: false,
+                    system: false,
+                    line,
+                });
             }
             if !any {
                 let mut walk = node.walk();
-                if node.children(&mut walk).any(|c| c.kind() == "wildcard_import") {
-                    out.push(Import { module, member: None, alias: None, level, wildcard: true, system: false, line });
+                if node
+                    .children(&mut walk)
+                    .any(|c| c.kind() == "wildcard_import")
+                {
+                    out.push(Import {
+                        module,
+                        member: None,
+                        alias: None,
+                        level,
+                        wildcard: true,
+                        system: false,
+                        line,
+                    });
                 }
             }
         }
@@ -52,8 +81,13 @@ fn imports(node: Node<'_>, src: &str, out: &mut Vec<Import>) {
 
 fn dotted_and_alias(node: Node<'_>, src: &str) -> (String, Option<String>) {
     if node.kind() == "aliased_import" {
-        let name = node.child_by_field_name("name").map(|n| text(n, src)).unwrap_or("");
-        let alias = node.child_by_field_name("alias").map(|n| text(n, src).to_string());
+        let name = node
+            .child_by_field_name("name")
+            .map(|n| text(n, src))
+            .unwrap_or("");
+        let alias = node
+            .child_by_field_name("alias")
+            .map(|n| text(n, src).to_string());
         (name.to_string(), alias)
     } else {
         (text(node, src).to_string(), None)
