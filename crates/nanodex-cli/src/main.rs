@@ -273,8 +273,9 @@ async fn cmd_extract(
     let mut write = None;
     if let Some(store) = store.as_mut() {
         let t = Instant::now();
+        let root_text = root.display().to_string();
         let written = tokio::select! {
-            res = store.write(&extraction.graph, &root.display().to_string(), full, sink.as_ref()) => res?,
+            res = store.write(&extraction.graph, &root_text, full, sink.as_ref()) => res?,
             _ = wait_cancel(&cancel) => anyhow::bail!("cancelled; the previous graph is unchanged"),
         };
         report
