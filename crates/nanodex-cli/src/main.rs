@@ -191,22 +191,22 @@ struct BarSink {
 
 impl Sink for BarSink {
     fn event(&self, ev: ProgressEvent) {
-        if let Ok(mut stage) = self.stage.lock() {
-            if *stage != ev.stage {
-                *stage = ev.stage;
-                self.bar.reset();
-                self.bar.set_prefix(ev.stage);
-                let unit = if ev.stage == "store" {
-                    "records"
-                } else {
-                    "files"
-                };
-                let template = format!(
-                    "{{prefix:>8}} [{{bar:30}}] {{pos}}/{{len}} {unit} {{per_sec}} ETA {{eta}} {{wide_msg}}"
-                );
-                if let Ok(style) = ProgressStyle::with_template(&template) {
-                    self.bar.set_style(style.progress_chars("=> "));
-                }
+        if let Ok(mut stage) = self.stage.lock()
+            && *stage != ev.stage
+        {
+            *stage = ev.stage;
+            self.bar.reset();
+            self.bar.set_prefix(ev.stage);
+            let unit = if ev.stage == "store" {
+                "records"
+            } else {
+                "files"
+            };
+            let template = format!(
+                "{{prefix:>8}} [{{bar:30}}] {{pos}}/{{len}} {unit} {{per_sec}} ETA {{eta}} {{wide_msg}}"
+            );
+            if let Ok(style) = ProgressStyle::with_template(&template) {
+                self.bar.set_style(style.progress_chars("=> "));
             }
         }
         if let Some(total) = ev.total {

@@ -185,12 +185,12 @@ impl RawFile {
         if extract.max_file_size == Some(0) {
             problems.push("extract.max_file_size: must be > 0, got 0".into());
         }
-        if let Some(ns) = &graph.namespace {
-            if ns.is_empty() || !ns.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                problems.push(format!(
-                    "graph.namespace: must be letters, digits or `_`, got `{ns}`"
-                ));
-            }
+        if let Some(ns) = &graph.namespace
+            && (ns.is_empty() || !ns.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        {
+            problems.push(format!(
+                "graph.namespace: must be letters, digits or `_`, got `{ns}`"
+            ));
         }
         if graph.batch_size == Some(0) {
             problems.push("graph.batch_size: must be > 0, got 0".into());

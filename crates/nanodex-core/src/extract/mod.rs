@@ -143,7 +143,8 @@ impl FactsCache {
 }
 
 enum FileOutcome {
-    Parsed(ParsedFile, bool),
+    // Boxed: facts are large and most outcomes are parsed files anyway.
+    Parsed(Box<ParsedFile>, bool),
     Skipped(&'static str, String),
 }
 
@@ -217,7 +218,7 @@ pub fn run(
                 }
                 let outcome = read_and_parse(cand, cfg.max_file_size, &previous);
                 let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-                if n % 64 == 0 || n == total {
+                if n.is_multiple_of(64) || n == total {
                     sink.event(ProgressEvent {
                         stage: "parse",
                         done: n,
@@ -252,7 +253,7 @@ pub fn run(
                 if file.invalid_utf8 {
                     report.invalid_utf8_files.push(file.path.clone());
                 }
-                files.push(file);
+                files.push(*file);
             }
             FileOutcome::Skipped(reason, rel) => walked.skip(reason, &rel),
         }
@@ -332,10 +333,11 @@ fn read_and_parse(
         return skip("binary");
     }
     let hash = blake3::hash(&bytes).to_hex().to_string();
-    if let Some(prev) = previous.get(cand.rel.as_str()) {
-        if prev.hash == hash && prev.lang == cand.lang {
-            return FileOutcome::Parsed((*prev).clone(), true);
-        }
+    if let Some(prev) = previous.get(cand.rel.as_str())
+        && prev.hash == hash
+        && prev.lang == cand.lang
+    {
+        return FileOutcome::Parsed(Box::new((*prev).clone()), true);
     }
     let size = bytes.len() as u64;
     let (text, invalid_utf8) = match String::from_utf8(bytes) {
@@ -343,17 +345,15 @@ fn read_and_parse(
         Err(err) => (String::from_utf8_lossy(err.as_bytes()).into_owned(), true),
     };
     let facts = parse_file(cand.lang, &text);
-    FileOutcome::Parsed(
-        ParsedFile {
-            path: cand.rel.clone(),
-            lang: cand.lang,
-            hash,
-            size,
-            invalid_utf8,
-            facts,
-        },
-        false,
-    )
+    let file = ParsedFile {
+        path: cand.rel.clone(),
+        lang: cand.lang,
+        hash,
+        size,
+        invalid_utf8,
+        facts,
+    };
+    FileOutcome::Parsed(Box::new(file), false)
 }
 
 #[cfg(test)]

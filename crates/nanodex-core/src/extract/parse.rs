@@ -151,15 +151,15 @@ fn facts_from_tree(lang: Lang, tree: &Tree, src: &str) -> FileFacts {
             (spec.imports)(node, src, &mut facts.imports);
         } else if main_name == "package" {
             facts.package = Some(collapse(text(node, src), 200));
-        } else if main_name == "local" || main_name == "local.member" {
-            if let (Some(n), Some(t)) = (local_name, local_type) {
-                raw_locals.push((
-                    n,
-                    text(n, src).to_string(),
-                    text(t, src).to_string(),
-                    main_name == "local.member",
-                ));
-            }
+        } else if (main_name == "local" || main_name == "local.member")
+            && let (Some(n), Some(t)) = (local_name, local_type)
+        {
+            raw_locals.push((
+                n,
+                text(n, src).to_string(),
+                text(t, src).to_string(),
+                main_name == "local.member",
+            ));
         }
     }
 
@@ -329,14 +329,15 @@ fn def_modifiers(
                 .child_by_field_name("name")
                 .map(|n| text(n, src))
                 .unwrap_or("");
-            visibility = Some(if name.starts_with("__") && !name.ends_with("__") {
-                "private"
-            } else if name.starts_with('_') && !name.ends_with("__") {
-                "protected"
-            } else {
-                "public"
-            })
-            .map(String::from);
+            visibility = Some(String::from(
+                if name.starts_with("__") && !name.ends_with("__") {
+                    "private"
+                } else if name.starts_with('_') && !name.ends_with("__") {
+                    "protected"
+                } else {
+                    "public"
+                },
+            ));
             for d in &decorators {
                 if matches!(
                     d.as_str(),

@@ -425,10 +425,7 @@ impl<'a> Ctx<'a> {
         let module = self.module_node[f];
         let mut infos: Vec<DefInfo> = Vec::with_capacity(file.facts.defs.len());
         for def in &file.facts.defs {
-            let parent_qname = match def.parent {
-                Some(p) => Some(infos[p as usize].qname.clone()),
-                None => None,
-            };
+            let parent_qname = def.parent.map(|p| infos[p as usize].qname.clone());
             let base = match (lang, parent_qname) {
                 (_, Some(p)) => p,
                 (Lang::Cpp | Lang::C, None) => String::new(),
@@ -567,17 +564,17 @@ impl<'a> Ctx<'a> {
                         continue;
                     };
                     if imp.wildcard {
-                        if let Some(&g) = self.module_by_qname.get(&abs) {
-                            if !second_pass {
-                                self.wildcards[f].push(g);
-                                self.edge(
-                                    EdgeKind::Imports,
-                                    module,
-                                    self.module_node[g],
-                                    imp.line,
-                                    1.0,
-                                );
-                            }
+                        if let Some(&g) = self.module_by_qname.get(&abs)
+                            && !second_pass
+                        {
+                            self.wildcards[f].push(g);
+                            self.edge(
+                                EdgeKind::Imports,
+                                module,
+                                self.module_node[g],
+                                imp.line,
+                                1.0,
+                            );
                         }
                         continue;
                     }
@@ -684,11 +681,10 @@ impl<'a> Ctx<'a> {
                                 .by_qname
                                 .get(&imp.module)
                                 .and_then(|v| v.first().copied())
+                                && let Some(found) = self.members_of(owner, &member)
                             {
-                                if let Some(found) = self.members_of(owner, &member) {
-                                    self.bindings[f].insert(member, Target::Nodes(found));
-                                    continue;
-                                }
+                                self.bindings[f].insert(member, Target::Nodes(found));
+                                continue;
                             }
                             let pkg = if member.starts_with(char::is_uppercase) {
                                 imp.module.clone()
@@ -936,20 +932,19 @@ impl<'a> Ctx<'a> {
                     if let Some(found) = self.members_of(n, name) {
                         return Some((Target::Nodes(found), 0.9));
                     }
-                } else if !is_class {
-                    if let Some(found) = self.scoped.get(&n).and_then(|m| m.get(name)) {
-                        return Some((Target::Nodes(found.clone()), 1.0));
-                    }
+                } else if !is_class
+                    && let Some(found) = self.scoped.get(&n).and_then(|m| m.get(name))
+                {
+                    return Some((Target::Nodes(found.clone()), 1.0));
                 }
             }
             s = defs[d as usize].parent;
         }
-        if lang == Lang::Cpp {
-            if let Some(class) = self.enclosing_class(f, scope) {
-                if let Some(found) = self.members_of(class, name) {
-                    return Some((Target::Nodes(found), 0.9));
-                }
-            }
+        if lang == Lang::Cpp
+            && let Some(class) = self.enclosing_class(f, scope)
+            && let Some(found) = self.members_of(class, name)
+        {
+            return Some((Target::Nodes(found), 0.9));
         }
         if let Some(found) = self.top[f].get(name) {
             return Some((Target::Nodes(found.clone()), 1.0));
@@ -964,30 +959,30 @@ impl<'a> Ctx<'a> {
         }
         match lang {
             Lang::Java => {
-                if let Some(pkg) = &file.facts.package {
-                    if let Some(found) = self.by_qname.get(&format!("{pkg}.{name}")) {
-                        return Some((Target::Nodes(found.clone()), 1.0));
-                    }
+                if let Some(pkg) = &file.facts.package
+                    && let Some(found) = self.by_qname.get(&format!("{pkg}.{name}"))
+                {
+                    return Some((Target::Nodes(found.clone()), 1.0));
                 }
             }
             Lang::Cpp => {
                 let mut s = scope;
                 while let Some(d) = s {
                     let info = &self.defs[f][d as usize];
-                    if info.node.is_none() {
-                        if let Some(found) = self.by_qname.get(&format!("{}::{name}", info.qname)) {
-                            return Some((Target::Nodes(found.clone()), 0.9));
-                        }
+                    if info.node.is_none()
+                        && let Some(found) = self.by_qname.get(&format!("{}::{name}", info.qname))
+                    {
+                        return Some((Target::Nodes(found.clone()), 0.9));
                     }
                     s = defs[d as usize].parent;
                 }
             }
             _ => {}
         }
-        if let Some(found) = self.by_name.get(&(family(lang), name.to_string())) {
-            if found.len() == 1 {
-                return Some((Target::Nodes(found.clone()), 0.5));
-            }
+        if let Some(found) = self.by_name.get(&(family(lang), name.to_string()))
+            && found.len() == 1
+        {
+            return Some((Target::Nodes(found.clone()), 0.5));
         }
         None
     }
@@ -1075,10 +1070,10 @@ impl<'a> Ctx<'a> {
         type_name: &str,
     ) -> Option<(Target, f32)> {
         let sep = self.files[f].lang.spec().scope_sep;
-        if type_name.contains(sep) {
-            if let Some(found) = self.by_qname.get(type_name) {
-                return Some((Target::Nodes(found.clone()), 1.0));
-            }
+        if type_name.contains(sep)
+            && let Some(found) = self.by_qname.get(type_name)
+        {
+            return Some((Target::Nodes(found.clone()), 1.0));
         }
         match type_name.rsplit_once(sep) {
             Some((receiver, name)) => {

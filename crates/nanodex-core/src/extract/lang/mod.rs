@@ -37,6 +37,9 @@ pub enum Lang {
     TypeScript,
 }
 
+/// A definition's simple name and the qualifier written before it (`Foo` in `void Foo::bar()`).
+pub(crate) type QualifiedName = (String, Vec<String>);
+
 /// Per-language hooks that a query file cannot express.
 pub(crate) struct LangSpec {
     pub language: fn() -> Language,
@@ -44,7 +47,7 @@ pub(crate) struct LangSpec {
     /// Turns an `@import` node into import records.
     pub imports: fn(Node<'_>, &str, &mut Vec<Import>),
     /// Name (and explicit qualifier) of a definition node whose query gave no `@name`.
-    pub def_name: fn(Node<'_>, &str) -> Option<(String, Vec<String>)>,
+    pub def_name: fn(Node<'_>, &str) -> Option<QualifiedName>,
     /// Separator of qualified names as written in this language.
     pub scope_sep: &'static str,
     /// Words that are the receiver of a method call on the current object.
