@@ -239,6 +239,20 @@ fn parse_record_id(id: &str) -> Option<RecordId> {
     Some(RecordId::new(table, key))
 }
 
+/// Takes the workspace lock, mapping a held lock to [`GraphError::Locked`].
+fn take_lock(path: &Path) -> Result<FileLock, GraphError> {
+    try_lock(path).map_err(|err| match err {
+        LockError::Held(pid) => GraphError::Locked {
+            path: path.to_path_buf(),
+            pid,
+        },
+        LockError::Io(source) => GraphError::Io {
+            path: path.to_path_buf(),
+            source,
+        },
+    })
+}
+
 /// Turns a SurrealDB value into JSON (record ids become `table:key` strings).
 fn to_json(value: Value) -> serde_json::Value {
     value.into_json_value()
@@ -262,21 +276,7 @@ impl GraphStore {
                         workspace: workspace.to_path_buf(),
                     });
                 }
-                let lock = match try_lock(&lock_path) {
-                    Ok(lock) => lock,
-                    Err(LockError::Held(pid)) => {
-                        return Err(GraphError::Locked {
-                            path: lock_path,
-                            pid,
-                        });
-                    }
-                    Err(LockError::Io(source)) => {
-                        return Err(GraphError::Io {
-                            path: lock_path,
-                            source,
-                        });
-                    }
-                };
+                let lock = take_lock(&lock_path)?;
                 let db_path = brain.join("graph.db");
                 let abs = std::path::absolute(&db_path).unwrap_or(db_path.clone());
                 (
@@ -289,21 +289,7 @@ impl GraphStore {
             Store::Memory => ("mem://".to_string(), PathBuf::from("memory"), None, None),
             Store::Remote(url) => {
                 let lock = if write {
-                    match try_lock(&lock_path) {
-                        Ok(lock) => Some(lock),
-                        Err(LockError::Held(pid)) => {
-                            return Err(GraphError::Locked {
-                                path: lock_path,
-                                pid,
-                            });
-                        }
-                        Err(LockError::Io(source)) => {
-                            return Err(GraphError::Io {
-                                path: lock_path,
-                                source,
-                            });
-                        }
-                    }
+                    Some(take_lock(&lock_path)?)
                 } else {
                     None
                 };
