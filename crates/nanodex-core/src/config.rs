@@ -95,9 +95,9 @@ pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
     )?;
     let user = match path {
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
                 path: path.to_path_buf(),
-                source,
+                cause,
             })?;
             parse(&text, path)?
         }

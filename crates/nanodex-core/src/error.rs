@@ -23,12 +23,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("{}: cannot read config: {source}", path.display())]
+    #[error("{}: cannot read config: {cause}", path.display())]
     Read {
         /// File.
         path: PathBuf,
-        /// Cause.
-        source: std::io::Error,
+        /// Cause (in the message, not a `source()`, so `{:#}` chains print it once).
+        cause: std::io::Error,
     },
     /// The YAML is malformed or has an unknown key.
     #[error("{}: {message}", path.display())]
@@ -64,12 +64,12 @@ pub enum ExtractError {
         path: PathBuf,
     },
     /// I/O on the workspace (cache files).
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {cause}", path.display())]
     Io {
         /// File.
         path: PathBuf,
-        /// Cause.
-        source: std::io::Error,
+        /// Cause (in the message, not a `source()`, so `{:#}` chains print it once).
+        cause: std::io::Error,
     },
     /// The run was cancelled.
     #[error("cancelled")]
@@ -104,12 +104,12 @@ pub enum GraphError {
         message: String,
     },
     /// Workspace file I/O.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {cause}", path.display())]
     Io {
         /// File.
         path: PathBuf,
-        /// Cause.
-        source: std::io::Error,
+        /// Cause (in the message, not a `source()`, so `{:#}` chains print it once).
+        cause: std::io::Error,
     },
     /// `graph query` was given a statement that writes.
     #[error("graph query is read-only: `{0}` is not allowed")]

@@ -123,11 +123,11 @@ impl FactsCache {
     pub fn save(&self, path: &Path) -> Result<(), ExtractError> {
         let bytes = postcard::to_stdvec(self).map_err(|e| ExtractError::Io {
             path: path.to_path_buf(),
-            source: std::io::Error::other(e),
+            cause: std::io::Error::other(e),
         })?;
-        crate::fsutil::write_atomic(path, &bytes).map_err(|source| ExtractError::Io {
+        crate::fsutil::write_atomic(path, &bytes).map_err(|cause| ExtractError::Io {
             path: path.to_path_buf(),
-            source,
+            cause,
         })
     }
 
@@ -157,9 +157,9 @@ pub fn check_repo(root: &Path) -> Result<PathBuf, ExtractError> {
         Ok(m) if !m.is_dir() => Err(ExtractError::NotADirectory {
             path: root.to_path_buf(),
         }),
-        Ok(_) => std::fs::canonicalize(root).map_err(|source| ExtractError::Io {
+        Ok(_) => std::fs::canonicalize(root).map_err(|cause| ExtractError::Io {
             path: root.to_path_buf(),
-            source,
+            cause,
         }),
     }
 }
@@ -206,7 +206,7 @@ pub fn run(
         .build()
         .map_err(|e| ExtractError::Io {
             path: root.clone(),
-            source: std::io::Error::other(e),
+            cause: std::io::Error::other(e),
         })?;
     let outcomes: Vec<FileOutcome> = pool.install(|| {
         walked

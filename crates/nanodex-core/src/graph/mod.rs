@@ -246,9 +246,9 @@ fn take_lock(path: &Path) -> Result<FileLock, GraphError> {
             path: path.to_path_buf(),
             pid,
         },
-        LockError::Io(source) => GraphError::Io {
+        LockError::Io(cause) => GraphError::Io {
             path: path.to_path_buf(),
-            source,
+            cause,
         },
     })
 }
@@ -396,11 +396,11 @@ impl GraphStore {
         };
         let bytes = postcard::to_stdvec(state).map_err(|e| GraphError::Io {
             path: path.clone(),
-            source: std::io::Error::other(e),
+            cause: std::io::Error::other(e),
         })?;
-        write_atomic(path, &bytes).map_err(|source| GraphError::Io {
+        write_atomic(path, &bytes).map_err(|cause| GraphError::Io {
             path: path.clone(),
-            source,
+            cause,
         })
     }
 
@@ -1041,7 +1041,11 @@ const FORBIDDEN: &[&str] = &[
     "http", "signin", "signup",
 ];
 
-/// Rejects SurrealQL that could write: any forbidden keyword outside string literals and quoted identifiers.
+/// Rejects SurrealQL that could write: any forbidden keyword outside string literals, quoted identifiers and
+/// comments. The scanner follows SurrealQL's lexer for everything that can hide text (`'…'`, `"…"`, `` `…` ``,
+/// `⟨…⟩`, `--`, `//` and `#` line comments, `/* … */` block comments), so a quote inside a comment cannot start a
+/// fake string that hides a statement. A forbidden word inside an identifier
+/// (`deleted_at`) is fine; the check errs on the side of refusing.
 pub fn check_read_only(sql: &str) -> Result<(), GraphError> {
     let mut chars = sql.chars().peekable();
     let mut word = String::new();
@@ -1075,6 +1079,25 @@ pub fn check_read_only(sql: &str) -> Result<(), GraphError> {
                     if d == '⟩' {
                         break;
                     }
+                }
+            }
+            '#' => {
+                flush(&mut word)?;
+                chars.by_ref().find(|&d| d == '\n');
+            }
+            '-' | '/' if chars.peek() == Some(&c) => {
+                flush(&mut word)?;
+                chars.by_ref().find(|&d| d == '\n');
+            }
+            '/' if chars.peek() == Some(&'*') => {
+                flush(&mut word)?;
+                chars.next();
+                let mut prev = ' ';
+                for d in chars.by_ref() {
+                    if prev == '*' && d == '/' {
+                        break;
+                    }
+                    prev = d;
                 }
             }
             c if c.is_alphanumeric() || c == '_' => word.push(c),

@@ -69,6 +69,8 @@ fn write_inspect_show_and_traverse_in_memory() {
 fn read_only_queries_reject_writes() {
     assert!(check_read_only("SELECT * FROM function WHERE name = 'delete'").is_ok());
     assert!(check_read_only("SELECT `update` FROM x").is_ok());
+    assert!(check_read_only("SELECT name FROM x -- delete me\n WHERE a > 1 /* update */").is_ok());
+    assert!(check_read_only("SELECT math::max([1, 2]) - 1 / 2 FROM x").is_ok());
     for bad in [
         "DELETE function",
         "select 1; CREATE x",
@@ -76,6 +78,11 @@ fn read_only_queries_reject_writes() {
         "INSERT INTO x {}",
         "REMOVE TABLE x",
         "RETURN http::get('x')",
+        // A quote inside a comment must not open a string that hides the next statement.
+        "SELECT 1; -- it's\nREMOVE TABLE class; -- '",
+        "SELECT 1; // it's\nREMOVE TABLE class; // '",
+        "SELECT 1; # it's\nREMOVE TABLE class; # '",
+        "SELECT 1; /* it's */ REMOVE TABLE class; /* ' */",
     ] {
         assert!(
             matches!(check_read_only(bad), Err(GraphError::ReadOnly(_))),
