@@ -17,8 +17,9 @@ PEERS=${PEERS:-../shared/bench/peers}
 CORPORA=${CORPORA:-"py java cpp"}
 RUNS=${RUNS:-3}
 if [ ! -f "$R/out/ts.jsonl" ] || [ ! -x "$R/venv/bin/python" ]; then R="$R" bash "$PEERS/run_peers.sh"; fi
-cargo build --release --quiet -p nanodex-cli
-BIN="$CARGO_TARGET_DIR/release/nanodex"
+# NANODEX_BIN: a nanodex binary to measure instead of building the checkout's release binary.
+BIN=${NANODEX_BIN:-$CARGO_TARGET_DIR/release/nanodex}
+[ -n "${NANODEX_BIN:-}" ] || cargo build --release --quiet -p nanodex-cli
 OUT=bench-out; mkdir -p "$OUT"
 TMP=$(mktemp -d); trap 'rm -rf "$TMP"' EXIT
 
