@@ -12,6 +12,7 @@ weights on a few sentences (max abs difference printed; it fails above 1e-4). Ne
 onnxruntime (no torch).
 """
 import json
+import os
 import struct
 import sys
 
@@ -164,7 +165,6 @@ def main():
     print(f"minilm_to_onnx: {out}: max abs difference to the numpy forward on unpadded positions: {diff:.2e}")
     if not diff < 1e-4:
         raise SystemExit("minilm_to_onnx: the ONNX graph does not match the numpy forward pass")
-    import os
     os.replace(tmp, out)
 
 

@@ -269,4 +269,16 @@ mod tests {
             .to_string();
         assert!(err.contains("graph.store"), "{err}");
     }
+
+    #[test]
+    fn unreadable_config_names_the_file_and_its_cause_once() {
+        let err = load(Some(Path::new("/nonexistent/nanodex.yaml"))).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.starts_with("/nonexistent/nanodex.yaml: cannot read config: "),
+            "{text}"
+        );
+        // The cause is in the message and not also a `source()`, so `{:#}` chains print it once.
+        assert!(std::error::Error::source(&err).is_none(), "{text}");
+    }
 }

@@ -1044,8 +1044,7 @@ const FORBIDDEN: &[&str] = &[
 /// Rejects SurrealQL that could write: any forbidden keyword outside string literals, quoted identifiers and
 /// comments. The scanner follows SurrealQL's lexer for everything that can hide text (`'…'`, `"…"`, `` `…` ``,
 /// `⟨…⟩`, `--`, `//` and `#` line comments, `/* … */` block comments), so a quote inside a comment cannot start a
-/// fake string that hides a statement. A forbidden word inside an identifier
-/// (`deleted_at`) is fine; the check errs on the side of refusing.
+/// fake string that hides a statement. Whole words only: `deleted_at` is allowed, `DELETE` is not.
 pub fn check_read_only(sql: &str) -> Result<(), GraphError> {
     let mut chars = sql.chars().peekable();
     let mut word = String::new();
