@@ -13,9 +13,9 @@ MODELS=${NANODEX_MODELS:-$HOME/.cache/nanodex/models}
 PY=${NANODEX_PY:-$HOME/.cache/nanodex/py}
 ORT_VERSION=1.32.0
 mkdir -p "$MODELS"
-if [ ! -x "$PY/bin/python" ] || ! "$PY/bin/python" -c "import onnx, numpy, onnxruntime" 2>/dev/null; then
+if [ ! -x "$PY/bin/python" ] || ! "$PY/bin/python" -c "import onnx, numpy, onnxruntime, tokenizers" 2>/dev/null; then
   python3 -m venv "$PY"
-  "$PY/bin/pip" install -q --disable-pip-version-check "onnxruntime==$ORT_VERSION" "onnx==1.*" "numpy==2.*"
+  "$PY/bin/pip" install -q --disable-pip-version-check "onnxruntime==$ORT_VERSION" "onnx==1.*" "numpy==2.*" "tokenizers==0.23.*"
 fi
 WHEELS=$(mktemp -d); trap 'rm -rf "$WHEELS"' EXIT
 

