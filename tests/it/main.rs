@@ -1,6 +1,8 @@
 //! Integration tests: real tree-sitter grammars, real SurrealDB (in memory and on disk), real source trees.
 
 mod bad_input;
+mod brain;
+mod brain_stdlib;
 mod fixtures;
 mod incremental;
 mod stdlib;

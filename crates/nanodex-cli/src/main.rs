@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use nanodex_core::config;
 use nanodex_core::extract::{self, ExtractReport, FactsCache};
 use nanodex_core::graph::{self, GraphStore, Inspect, NodeDetail};
 use nanodex_core::progress::{Cancel, ProgressEvent, Sink};
+use nanodex_core::{brain, config, search};
 
 #[derive(Parser)]
 #[command(
@@ -72,6 +72,85 @@ enum Command {
         #[command(subcommand)]
         command: GraphCommand,
     },
+    /// Build the brain from the stored graph: typed nodes with grounded summaries, exported to
+    /// `<workspace>/brain/nodes/*.json`, embedded (unless `embed.enabled: false`) and indexed for search.
+    Brain {
+        #[command(flatten)]
+        args: BrainArgs,
+        /// Skip embeddings this run (search falls back to lexical until `brain-embed`).
+        #[arg(long)]
+        no_embed: bool,
+        /// Refine summaries through this OpenAI-compatible endpoint (e.g. http://127.0.0.1:8000/v1); a rewrite is
+        /// kept only when every identifier it mentions exists in the graph.
+        #[arg(long)]
+        llm_endpoint: Option<String>,
+        /// Model name sent to --llm-endpoint.
+        #[arg(long)]
+        llm_model: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// (Re)compute summary embeddings of the stored brain, e.g. after changing `embed.model`.
+    BrainEmbed {
+        #[command(flatten)]
+        args: BrainArgs,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Search the brain with a natural-language question; prints ranked nodes with score, path:line and summary.
+    Search {
+        /// The question, e.g. "parse JSON from a string" or "what raises JSONDecodeError".
+        question: String,
+        #[command(flatten)]
+        args: BrainArgs,
+        /// Only nodes of this type.
+        #[arg(long = "type", short = 't', value_parser = ["module", "capability", "concept", "error", "recipe"])]
+        ty: Option<String>,
+        /// lexical (BM25), vector (embeddings) or hybrid (both, fused).
+        #[arg(long, default_value = "hybrid", value_parser = ["lexical", "vector", "hybrid"])]
+        mode: String,
+        /// Results shown (default: search.limit of the config).
+        #[arg(long, short = 'n')]
+        limit: Option<usize>,
+        /// Print JSON: a list of {id, type, name, qname, path, line, score, summary}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Time the embedding model on a file of sentences, one per line (for bench/embed.sh); prints JSON.
+    #[command(hide = true)]
+    BenchEmbed {
+        /// Sentences, one per line.
+        sentences: PathBuf,
+        /// Model folder (model.onnx + tokenizer.json) or a name under $NANODEX_MODELS.
+        #[arg(long, default_value = "all-MiniLM-L6-v2")]
+        model: String,
+        /// Sentences per batch.
+        #[arg(long, default_value_t = 32)]
+        batch: usize,
+        /// Intra-op threads (0 = all cores).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+    },
+}
+
+#[derive(clap::Args, Clone)]
+struct BrainArgs {
+    /// Workspace folder that holds the graph and the brain.
+    #[arg(
+        long,
+        short = 'w',
+        env = "NANODEX_WORKSPACE",
+        default_value = ".nanodex"
+    )]
+    workspace: PathBuf,
+    /// Brain configuration overriding the embedded defaults (see config/brain.yaml).
+    #[arg(long, short = 'c', env = "NANODEX_BRAIN_CONFIG")]
+    config: Option<PathBuf>,
+    /// Extract configuration whose `graph:` section locates the store (see config/extract.yaml).
+    #[arg(long, env = "NANODEX_CONFIG")]
+    graph_config: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -100,7 +179,8 @@ enum GraphCommand {
 
 fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_env("NANODEX_LOG")
-        .unwrap_or_else(|_| "warn".into());
+        // surrealkv warns when its tree is dropped after the runtime stops; its WAL makes that harmless.
+        .unwrap_or_else(|_| "warn,surrealkv::lsm=error".into());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -143,6 +223,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::GraphInspect { common, json } => {
             let store = open_read(&common).await?;
             let inspect = store.inspect().await?;
+            store.close().await;
             if json {
                 print_json(&inspect)?;
             } else {
@@ -155,6 +236,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             let store = open_read(&common).await?;
             let details = store.show(&name).await?;
+            store.close().await;
             if json {
                 print_json(&details)?;
             } else {
@@ -172,10 +254,249 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             let store = open_read(&common).await?;
             let rows = store.query_readonly(&sql).await?;
+            store.close().await;
             print_json(&rows)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Brain {
+            args,
+            no_embed,
+            llm_endpoint,
+            llm_model,
+            json,
+        } => cmd_brain(args, true, !no_embed, (llm_endpoint, llm_model), json).await,
+        Command::BrainEmbed { args, json } => {
+            cmd_brain(args, false, true, (None, None), json).await
+        }
+        Command::Search {
+            question,
+            args,
+            ty,
+            mode,
+            limit,
+            json,
+        } => cmd_search(question, args, ty, mode, limit, json).await,
+        Command::BenchEmbed {
+            sentences,
+            model,
+            batch,
+            threads,
+        } => {
+            let text = std::fs::read_to_string(&sentences)
+                .with_context(|| format!("{}: cannot read sentences", sentences.display()))?;
+            let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+            let paths = nanodex_core::embed::ModelPaths::resolve(None, Some(&model));
+            let opts = nanodex_core::embed::EmbedOptions {
+                batch,
+                threads,
+                max_tokens: 256,
+            };
+            let embedder = nanodex_core::embed::Embedder::load(&paths, &opts)?;
+            let t = Instant::now();
+            let vectors = embedder.embed(&lines)?;
+            let secs = t.elapsed().as_secs_f64();
+            print_json(&serde_json::json!({
+                "sentences": vectors.len(), "seconds": secs, "per_sec": vectors.len() as f64 / secs, "dim": embedder.dim(),
+            }))?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+fn progress_bar(hidden: bool) -> (ProgressBar, std::sync::Arc<BarSink>, Cancel) {
+    let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr_with_hz(10));
+    if hidden {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    bar.enable_steady_tick(Duration::from_millis(200));
+    let sink = std::sync::Arc::new(BarSink {
+        bar: bar.clone(),
+        stage: Mutex::new(""),
+    });
+    let cancel = Cancel::new();
+    let on_signal = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            on_signal.cancel();
+        }
+    });
+    (bar, sink, cancel)
+}
+
+async fn cmd_brain(
+    args: BrainArgs,
+    derive: bool,
+    embed: bool,
+    llm: (Option<String>, Option<String>),
+    json: bool,
+) -> Result<ExitCode> {
+    let started = Instant::now();
+    let gcfg = config::load(args.graph_config.as_deref())?;
+    let mut bcfg = config::load_brain(args.config.as_deref())?;
+    if let Some(endpoint) = llm.0 {
+        anyhow::ensure!(
+            endpoint.starts_with("http://") || endpoint.starts_with("https://"),
+            "--llm-endpoint: expected an http:// or https:// URL, got `{endpoint}`"
+        );
+        bcfg.llm.endpoint = endpoint;
+    }
+    if let Some(model) = llm.1 {
+        bcfg.llm.model = model;
+    }
+    let embed = embed && (bcfg.embed.enabled || !derive);
+    let (bar, sink, cancel) = progress_bar(json);
+    let report = brain::run(
+        &gcfg.graph,
+        &bcfg,
+        &args.workspace,
+        brain::BrainOptions { derive, embed },
+        sink.as_ref(),
+        &cancel,
+    )
+    .await?;
+    bar.finish_and_clear();
+    if json {
+        print_json(&report)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut out = std::io::stdout().lock();
+    let secs = started.elapsed().as_secs_f64();
+    let total: u64 = report.stats.nodes.values().sum();
+    if derive {
+        writeln!(out, "brain of {} in {secs:.2}s", args.workspace.display())?;
+        writeln!(
+            out,
+            "  nodes:       {total} ({})",
+            join_counts(&report.stats.nodes)
+        )?;
+        writeln!(out, "  redacted:    {} secrets", report.stats.redactions)?;
+        if let Some(r) = &report.refine {
+            writeln!(
+                out,
+                "  refined:     {} accepted, {} rejected (unknown identifiers, secrets, too long), {} failed",
+                r.accepted, r.rejected, r.failed
+            )?;
+        }
+        writeln!(
+            out,
+            "  export:      {} written, {} unchanged, {} removed in {}",
+            report.exported,
+            report.unchanged,
+            report.removed,
+            brain::nodes_dir(&args.workspace).display()
+        )?;
+    } else {
+        writeln!(
+            out,
+            "embedded the brain of {} in {secs:.2}s",
+            args.workspace.display()
+        )?;
+    }
+    if embed {
+        writeln!(
+            out,
+            "  embeddings:  {} computed, {} from cache ({})",
+            report.embedded, report.embed_cached, report.embed_model
+        )?;
+    } else {
+        writeln!(
+            out,
+            "  embeddings:  skipped (run `nanodex brain-embed` for vector search)"
+        )?;
+    }
+    writeln!(
+        out,
+        "  store:       {} inserted, {} deleted",
+        report.store_inserted, report.store_deleted
+    )?;
+    writeln!(out, "  time (ms):   {}", join_counts(&report.timings_ms))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn cmd_search(
+    question: String,
+    args: BrainArgs,
+    ty: Option<String>,
+    mode: String,
+    limit: Option<usize>,
+    json: bool,
+) -> Result<ExitCode> {
+    let gcfg = config::load(args.graph_config.as_deref())?;
+    let mut bcfg = config::load_brain(args.config.as_deref())?;
+    if let Some(n) = limit {
+        bcfg.search.limit = n.max(1);
+    }
+    let ty = ty.as_deref().and_then(brain::BrainType::from_name);
+    let mut mode = search::Mode::from_name(&mode).unwrap_or(search::Mode::Hybrid);
+    let store = GraphStore::open(&gcfg.graph, &args.workspace, false).await?;
+    let (state, generation) = store.brain_state().await?;
+    let Some(state) = state else {
+        anyhow::bail!(
+            "no brain in {}; run `nanodex brain --workspace {}` first",
+            args.workspace.display(),
+            args.workspace.display()
+        );
+    };
+    if state.get("generation").and_then(|g| g.as_u64()) != Some(generation) {
+        eprintln!(
+            "warning: the graph changed since the brain was built; run `nanodex brain` to refresh it"
+        );
+    }
+    let embedded = state
+        .get("embedded")
+        .and_then(|e| e.as_bool())
+        .unwrap_or(false);
+    let embedder = if mode != search::Mode::Lexical && embedded {
+        Some(brain::load_embedder(&bcfg)?)
+    } else {
+        None
+    };
+    if embedder.is_none() && mode != search::Mode::Lexical {
+        if mode == search::Mode::Vector {
+            anyhow::bail!(
+                "the brain has no embeddings; run `nanodex brain-embed --workspace {}`",
+                args.workspace.display()
+            );
+        }
+        eprintln!("note: no embeddings yet, lexical search only (run `nanodex brain-embed`)");
+        mode = search::Mode::Lexical;
+    }
+    let hits = search::search(&store, embedder.as_ref(), &question, ty, mode, &bcfg.search).await?;
+    store.close().await;
+    if json {
+        print_json(&hits)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut out = std::io::stdout().lock();
+    if hits.is_empty() {
+        writeln!(out, "no match for {question:?}")?;
+    }
+    for (i, h) in hits.iter().enumerate() {
+        let at = if h.path.is_empty() {
+            String::new()
+        } else {
+            format!("  {}:{}", h.path, h.line)
+        };
+        writeln!(
+            out,
+            "{:>2}. [{}] {}  (score {:.4}){at}",
+            i + 1,
+            h.ty,
+            h.name,
+            h.score
+        )?;
+        let summary: String = h.summary.chars().take(300).collect();
+        writeln!(
+            out,
+            "    {summary}{}",
+            if h.summary.chars().count() > 300 {
+                "…"
+            } else {
+                ""
+            }
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn open_read(common: &Common) -> Result<GraphStore> {
@@ -197,10 +518,10 @@ impl Sink for BarSink {
             *stage = ev.stage;
             self.bar.reset();
             self.bar.set_prefix(ev.stage);
-            let unit = if ev.stage == "store" {
-                "records"
-            } else {
-                "files"
+            let unit = match ev.stage {
+                "store" | "brain-store" => "records",
+                "embed" => "summaries",
+                _ => "files",
             };
             let template = format!(
                 "{{prefix:>8}} [{{bar:30}}] {{pos}}/{{len}} {unit} {{per_sec}} ETA {{eta}} {{wide_msg}}"
@@ -285,6 +606,9 @@ async fn cmd_extract(
         write = Some(written);
     }
     bar.finish_and_clear();
+    if let Some(store) = store {
+        store.close().await;
+    }
     report
         .timings_ms
         .insert("total".into(), started.elapsed().as_millis() as u64);

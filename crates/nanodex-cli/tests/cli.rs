@@ -209,3 +209,103 @@ fn concurrent_writer_is_refused_and_kill_9_leaves_a_usable_graph() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(json["nodes"]["module"].as_u64().unwrap() > 500, "{json}");
 }
+
+#[test]
+fn brain_then_search_json_and_text() {
+    let ws = tempfile::tempdir().unwrap();
+    let wsp = ws.path().to_str().unwrap();
+    let repo = fixture("brain");
+    let out = run(&["extract", repo.to_str().unwrap(), "--workspace", wsp]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Before the brain exists, search says what to run.
+    let out = run(&["search", "charge a card", "--workspace", wsp]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("run `nanodex brain"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = run(&["brain", "--workspace", wsp]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("nodes:") && text.contains("capability") && text.contains("embeddings:"),
+        "{text}"
+    );
+    assert!(!stderr(&out).contains("ERROR"), "{}", stderr(&out));
+    let exported = std::fs::read_dir(ws.path().join("brain/nodes"))
+        .unwrap()
+        .count();
+    assert!(exported > 10, "{exported}");
+
+    let out = run(&[
+        "search",
+        "card declined",
+        "--workspace",
+        wsp,
+        "--type",
+        "error",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let hits: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let first = &hits[0];
+    for key in [
+        "id", "type", "name", "qname", "path", "line", "score", "summary",
+    ] {
+        assert!(first.get(key).is_some(), "missing {key}: {first}");
+    }
+    assert_eq!(first["qname"], "billing.errors.CardDeclined");
+    assert!(
+        hits.as_array()
+            .unwrap()
+            .iter()
+            .all(|h| h["type"] == "error")
+    );
+
+    let out = run(&["search", "refund a charge", "--workspace", wsp, "-n", "3"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains(" 1. [") && text.contains("billing/payments.py:"),
+        "{text}"
+    );
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.starts_with(' ') && l.contains(". ["))
+            .count(),
+        3,
+        "{text}"
+    );
+
+    // Nothing changed: the second build writes nothing.
+    let out = run(&["brain", "--workspace", wsp, "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["exported"], 0, "{report}");
+    assert_eq!(report["embedded"], 0, "{report}");
+    assert_eq!(report["store_inserted"], 0, "{report}");
+}
+
+#[test]
+fn every_command_has_help() {
+    for args in [
+        vec!["--help"],
+        vec!["extract", "--help"],
+        vec!["graph-inspect", "--help"],
+        vec!["graph", "--help"],
+        vec!["graph", "show", "--help"],
+        vec!["graph", "query", "--help"],
+        vec!["brain", "--help"],
+        vec!["brain-embed", "--help"],
+        vec!["search", "--help"],
+    ] {
+        let out = run(&args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        assert!(
+            stdout(&out).contains("Usage: nanodex"),
+            "{args:?}: {}",
+            stdout(&out)
+        );
+    }
+}

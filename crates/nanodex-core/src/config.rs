@@ -229,6 +229,174 @@ impl RawFile {
     }
 }
 
+/// The embedded default brain configuration.
+pub const DEFAULT_BRAIN_YAML: &str = include_str!("../../../config/brain.yaml");
+
+/// The brain stage's configuration (`config/brain.yaml`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrainConfig {
+    /// Summary writing.
+    pub summary: SummaryConfig,
+    /// Embeddings.
+    pub embed: EmbedConfig,
+    /// Search.
+    pub search: SearchConfig,
+    /// Optional LLM refinement.
+    pub llm: LlmConfig,
+}
+
+/// `summary:` section.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SummaryConfig {
+    /// Budget per summary in estimated tokens.
+    pub max_tokens: usize,
+    /// Verbatim source lines per summary.
+    pub max_code_lines: usize,
+    /// Names listed per sentence.
+    pub max_list: usize,
+    /// Markdown globs mined for recipes.
+    pub docs: Vec<String>,
+}
+
+/// `embed:` section.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbedConfig {
+    /// Embed during `brain`.
+    pub enabled: bool,
+    /// Model folder name or path.
+    pub model: String,
+    /// ONNX Runtime library path ("" = default).
+    pub runtime: String,
+    /// Sentences per batch.
+    pub batch: usize,
+    /// Threads (0 = all cores).
+    pub threads: usize,
+    /// Tokens per sentence.
+    pub max_tokens: usize,
+}
+
+/// `search:` section.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchConfig {
+    /// Results shown.
+    pub limit: usize,
+    /// Candidates per index.
+    pub candidates: usize,
+    /// RRF constant.
+    pub rrf_k: f64,
+    /// Weight of the usage prior in fusion (0 = off).
+    pub prior_weight: f64,
+}
+
+/// `llm:` section.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LlmConfig {
+    /// Endpoint base URL ("" = off).
+    pub endpoint: String,
+    /// Model name sent to the endpoint.
+    pub model: String,
+}
+
+fn merge_yaml(base: &mut serde_yaml_ng::Value, over: serde_yaml_ng::Value) {
+    match (base, over) {
+        (serde_yaml_ng::Value::Mapping(b), serde_yaml_ng::Value::Mapping(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(slot) => merge_yaml(slot, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
+/// Loads the brain defaults, overlays `path` when given (any subset of keys), and validates.
+pub fn load_brain(path: Option<&Path>) -> Result<BrainConfig, ConfigError> {
+    let text = match path {
+        Some(path) => Some((
+            std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
+                path: path.to_path_buf(),
+                cause,
+            })?,
+            path.to_path_buf(),
+        )),
+        None => None,
+    };
+    brain_from(text.as_ref().map(|(t, p)| (t.as_str(), p.as_path())))
+}
+
+/// Parses brain YAML text over the defaults (tests and callers that hold the text).
+pub fn brain_from_yaml(text: &str) -> Result<BrainConfig, ConfigError> {
+    brain_from(Some((text, Path::new("<yaml>"))))
+}
+
+fn brain_from(user: Option<(&str, &Path)>) -> Result<BrainConfig, ConfigError> {
+    let parse_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |err: serde_yaml_ng::Error| ConfigError::Parse {
+            path,
+            message: err.to_string(),
+        }
+    };
+    let embedded = Path::new("<embedded config/brain.yaml>");
+    let mut value: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(DEFAULT_BRAIN_YAML).map_err(parse_err(embedded))?;
+    let mut file = embedded.to_path_buf();
+    if let Some((text, path)) = user
+        && !text.trim().is_empty()
+    {
+        let over: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(parse_err(path))?;
+        merge_yaml(&mut value, over);
+        file = path.to_path_buf();
+    }
+    let cfg: BrainConfig = serde_yaml_ng::from_value(value).map_err(parse_err(&file))?;
+    let mut problems = Vec::new();
+    if cfg.summary.max_tokens < 16 {
+        problems.push(format!(
+            "summary.max_tokens: must be >= 16, got {}",
+            cfg.summary.max_tokens
+        ));
+    }
+    if cfg.summary.max_list == 0 {
+        problems.push("summary.max_list: must be > 0, got 0".to_string());
+    }
+    for glob in &cfg.summary.docs {
+        if let Err(err) = globset::Glob::new(glob) {
+            problems.push(format!("summary.docs: invalid glob `{glob}`: {err}"));
+        }
+    }
+    if cfg.embed.batch == 0 {
+        problems.push("embed.batch: must be > 0, got 0".to_string());
+    }
+    if cfg.search.limit == 0 || cfg.search.candidates == 0 {
+        problems.push("search.limit and search.candidates: must be > 0".to_string());
+    }
+    if !cfg.llm.endpoint.is_empty()
+        && !cfg.llm.endpoint.starts_with("http://")
+        && !cfg.llm.endpoint.starts_with("https://")
+    {
+        problems.push(format!(
+            "llm.endpoint: expected an http:// or https:// URL, got `{}`",
+            cfg.llm.endpoint
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(ConfigError::Invalid {
+            path: user.map(|(_, p)| p.to_path_buf()),
+            problems,
+        });
+    }
+    Ok(cfg)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,6 +436,24 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("graph.store"), "{err}");
+    }
+
+    #[test]
+    fn brain_defaults_and_overrides() {
+        let cfg = load_brain(None).unwrap();
+        assert_eq!(cfg.summary.max_tokens, 200);
+        assert_eq!(cfg.embed.model, "all-MiniLM-L6-v2");
+        let cfg = brain_from_yaml("summary:\n  max_tokens: 64\n").unwrap();
+        assert_eq!(cfg.summary.max_tokens, 64);
+        assert_eq!(cfg.summary.max_code_lines, 3);
+        let err = brain_from_yaml("summary:\n  max_tokns: 64\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max_tokns"), "{err}");
+        let err = brain_from_yaml("embed:\n  batch: 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("embed.batch"), "{err}");
     }
 
     #[test]

@@ -14,6 +14,12 @@ pub enum Error {
     /// Graph store.
     #[error(transparent)]
     Graph(#[from] GraphError),
+    /// Embeddings.
+    #[error(transparent)]
+    Embed(#[from] EmbedError),
+    /// Brain.
+    #[error(transparent)]
+    Brain(#[from] BrainError),
 }
 
 /// Result alias of the core library.
@@ -129,4 +135,67 @@ impl GraphError {
             message: err.to_string(),
         }
     }
+}
+
+/// Embedding model errors.
+#[derive(Debug, thiserror::Error)]
+pub enum EmbedError {
+    /// A model file is missing.
+    #[error("{}: missing embedding model file; run `bash scripts/models.sh` (or set NANODEX_MODELS / `embed.model` in config/brain.yaml)", path.display())]
+    Missing {
+        /// File.
+        path: PathBuf,
+    },
+    /// The ONNX Runtime library could not be loaded.
+    #[error("{}: cannot load the ONNX Runtime library ({message}); run `bash scripts/models.sh` or set ORT_DYLIB_PATH", path.display())]
+    Runtime {
+        /// Library path.
+        path: PathBuf,
+        /// Loader message.
+        message: String,
+    },
+    /// The model or tokenizer could not be loaded.
+    #[error("{}: {message}", path.display())]
+    Model {
+        /// File.
+        path: PathBuf,
+        /// Message.
+        message: String,
+    },
+    /// Inference failed.
+    #[error("embedding failed: {0}")]
+    Run(String),
+}
+
+/// Brain stage errors.
+#[derive(Debug, thiserror::Error)]
+pub enum BrainError {
+    /// The secret rules do not compile.
+    #[error("secret rules: {0}")]
+    Rules(String),
+    /// Workspace file I/O.
+    #[error("{}: {cause}", path.display())]
+    Io {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        cause: std::io::Error,
+    },
+    /// No brain has been built yet.
+    #[error("no brain in {}; run `nanodex brain --workspace {}` first", workspace.display(), workspace.display())]
+    Empty {
+        /// Workspace.
+        workspace: PathBuf,
+    },
+    /// An LLM endpoint failed.
+    #[error("LLM endpoint {endpoint}: {message}")]
+    Llm {
+        /// Endpoint URL.
+        endpoint: String,
+        /// Message.
+        message: String,
+    },
+    /// The operation was cancelled.
+    #[error("cancelled")]
+    Cancelled,
 }

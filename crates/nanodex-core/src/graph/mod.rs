@@ -27,6 +27,9 @@ use crate::extract::{CodeGraph, Edge, EdgeKind, Node, NodeType, ResolveStats};
 use crate::fsutil::{FileLock, LockError, try_lock, write_atomic};
 use crate::progress::{ProgressEvent, Sink};
 
+mod brain;
+pub use brain::Hit;
+
 const SCHEMA: &str = include_str!("schema.surql");
 const STATE_VERSION: u32 = 1;
 
@@ -1026,6 +1029,35 @@ impl GraphStore {
             edges.extend(rows.as_array().cloned().unwrap_or_default());
         }
         Ok((nodes, edges))
+    }
+
+    /// Closes the store and, for the embedded engine, waits until its background shutdown has released the
+    /// database (its `LOCK` file), so that the process can exit or reopen the store at once.
+    pub async fn close(self) {
+        let lock = self.location.join("LOCK");
+        let embedded = self.location.is_dir();
+        drop(self.db);
+        if !embedded {
+            return;
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
+            let free = match std::fs::File::open(&lock) {
+                Ok(file) => match file.try_lock() {
+                    Ok(()) => {
+                        let _ = file.unlock();
+                        true
+                    }
+                    Err(_) => false,
+                },
+                Err(_) => true,
+            };
+            if free {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        tracing::warn!(path = %self.location.display(), "the embedded store did not shut down within 30 s");
     }
 
     /// The SurrealDB namespace in use.
