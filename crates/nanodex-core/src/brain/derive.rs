@@ -1338,10 +1338,17 @@ impl<'a, 'c> Builder<'a, 'c> {
                     .map(|s| ix.node(s.0).name.clone())
                     .collect::<Vec<_>>()
                     .join(", ");
+                // An example in a module's docstring demonstrates its first call; one in a function's, the function.
+                let primary = if owner == module { steps[0].0 } else { owner };
+                let title = if ex.title.is_empty() {
+                    used
+                } else {
+                    ex.title.trim_end_matches('.').to_string()
+                };
                 pending.push(PendingRecipe {
                     anchor: format!("{path}:{}", ex.line),
-                    primary: owner,
-                    name: format!("example: {used}"),
+                    primary,
+                    name: format!("example: {title}"),
                     origin: format!("the docstring of `{}`", on.qname),
                     steps,
                     path: path.clone(),

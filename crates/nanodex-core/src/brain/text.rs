@@ -221,10 +221,12 @@ fn calls_in(code: &str, into: &mut Vec<String>) {
     }
 }
 
-/// Interactive examples in Python source (`>>>` / `...` lines, as doctest reads them); a block ends at a blank line.
+/// Interactive examples in Python source (`>>>` / `...` lines, as doctest reads them); a block ends at a blank line
+/// and is titled by the prose line above it (`Decoding JSON::` → `Decoding JSON`).
 pub fn doctest_blocks(src: &str) -> Vec<Example> {
     let mut out: Vec<Example> = Vec::new();
     let mut current: Option<Example> = None;
+    let mut prose = String::new();
     for (i, l) in src.lines().enumerate() {
         let t = l.trim_start();
         if let Some(code) = t.strip_prefix(">>>").or_else(|| {
@@ -237,14 +239,40 @@ pub fn doctest_blocks(src: &str) -> Vec<Example> {
             let ex = current.get_or_insert_with(|| Example {
                 line: i as u32 + 1,
                 calls: vec![],
-                title: String::new(),
+                title: std::mem::take(&mut prose),
             });
             calls_in(code, &mut ex.calls);
-        } else if (t.is_empty() || t.starts_with("\"\"\"") || t.starts_with("'''"))
-            && let Some(ex) = current.take()
-            && !ex.calls.is_empty()
-        {
-            out.push(ex);
+        } else {
+            let quoted = t.starts_with("\"\"\"") || t.starts_with("\'\'\'");
+            if (t.is_empty() || quoted)
+                && let Some(ex) = current.take()
+                && !ex.calls.is_empty()
+            {
+                out.push(ex);
+            }
+            let text = if quoted { &t[3..] } else { t };
+            let code = [
+                "def ",
+                "class ",
+                "@",
+                "#",
+                "return",
+                "import ",
+                "from ",
+                "async def ",
+            ]
+            .iter()
+            .any(|k| text.starts_with(k));
+            if current.is_none() && !code {
+                let line = text
+                    .trim_end()
+                    .trim_end_matches("\"\"\"")
+                    .trim_end_matches(':')
+                    .trim();
+                if line.chars().any(|c| c.is_alphabetic()) {
+                    prose = clip(line, 100);
+                }
+            }
         }
     }
     if let Some(ex) = current.filter(|e| !e.calls.is_empty()) {
