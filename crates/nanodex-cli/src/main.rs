@@ -562,22 +562,7 @@ async fn cmd_extract(
         FactsCache::load(&cache_path)
     };
 
-    let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr_with_hz(10));
-    if json {
-        bar.set_draw_target(ProgressDrawTarget::hidden());
-    }
-    bar.enable_steady_tick(Duration::from_millis(200));
-    let sink = std::sync::Arc::new(BarSink {
-        bar: bar.clone(),
-        stage: Mutex::new(""),
-    });
-    let cancel = Cancel::new();
-    let on_signal = cancel.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            on_signal.cancel();
-        }
-    });
+    let (bar, sink, cancel) = progress_bar(json);
 
     let (extract_cfg, root2, sink2, cancel2) = (
         cfg.extract.clone(),
