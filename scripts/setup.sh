@@ -7,6 +7,8 @@ command -v python3 >/dev/null || need_apt+=(python3)
 command -v make >/dev/null || need_apt+=(make)
 command -v cc >/dev/null || need_apt+=(build-essential)
 command -v pkg-config >/dev/null || need_apt+=(pkg-config)
+# scripts/models.sh builds a small venv (Debian's python3 needs python3-venv for that).
+command -v python3 >/dev/null && ! python3 -c "import venv, ensurepip" 2>/dev/null && need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
