@@ -318,12 +318,38 @@ fn secrets_never_reach_summaries_or_exports() {
     }
 }
 
-/// Extracts `repo` into `ws` and builds its brain (with embeddings when `embed`).
-pub fn build_workspace(repo: &Path, ws: &Path, embed: bool) -> brain::BrainReport {
+/// Runs the brain stage on workspace `ws` with the default configurations, or `bcfg`.
+pub fn run_brain(
+    ws: &Path,
+    bcfg: Option<&config::BrainConfig>,
+    embed: bool,
+) -> Result<brain::BrainReport, String> {
     let cfg = default_config();
-    let ex = extract_repo(repo);
-    let rt = rt();
-    rt.block_on(async {
+    let defaults = config::load_brain(None).unwrap();
+    let opts = BrainOptions {
+        derive: true,
+        embed,
+    };
+    rt().block_on(brain::run(
+        &cfg.graph,
+        bcfg.unwrap_or(&defaults),
+        ws,
+        opts,
+        &NoProgress,
+        &Cancel::new(),
+    ))
+    .map_err(|e| e.to_string())
+}
+
+/// Extracts `repo` with `cfg` into `ws` and builds its brain (with embeddings when `embed`).
+pub fn build_workspace_with(
+    cfg: &nanodex_core::config::Config,
+    repo: &Path,
+    ws: &Path,
+    embed: bool,
+) -> brain::BrainReport {
+    let ex = crate::extract_with(cfg, repo, &Default::default());
+    rt().block_on(async {
         let mut store = open_disk(ws).await;
         store
             .write(&ex.graph, &ex.report.root, true, &NoProgress)
@@ -331,19 +357,12 @@ pub fn build_workspace(repo: &Path, ws: &Path, embed: bool) -> brain::BrainRepor
             .unwrap();
         store.close().await;
     });
-    let bcfg = config::load_brain(None).unwrap();
-    rt.block_on(brain::run(
-        &cfg.graph,
-        &bcfg,
-        ws,
-        BrainOptions {
-            derive: true,
-            embed,
-        },
-        &NoProgress,
-        &Cancel::new(),
-    ))
-    .unwrap()
+    run_brain(ws, None, embed).unwrap()
+}
+
+/// Extracts `repo` into `ws` with the default configuration and builds its brain.
+pub fn build_workspace(repo: &Path, ws: &Path, embed: bool) -> brain::BrainReport {
+    build_workspace_with(&default_config(), repo, ws, embed)
 }
 
 #[test]
@@ -362,19 +381,7 @@ fn second_run_is_incremental_and_search_finds_nodes() {
     let cfg = default_config();
     let bcfg = config::load_brain(None).unwrap();
     let rt = rt();
-    let second = rt
-        .block_on(brain::run(
-            &cfg.graph,
-            &bcfg,
-            &ws,
-            BrainOptions {
-                derive: true,
-                embed: true,
-            },
-            &NoProgress,
-            &Cancel::new(),
-        ))
-        .unwrap();
+    let second = run_brain(&ws, Some(&bcfg), true).unwrap();
     assert_eq!(
         (
             second.exported,
@@ -435,22 +442,8 @@ fn second_run_is_incremental_and_search_finds_nodes() {
 #[test]
 fn brain_without_a_graph_says_what_to_run() {
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = default_config();
     let bcfg = config::load_brain(None).unwrap();
-    let err = rt()
-        .block_on(brain::run(
-            &cfg.graph,
-            &bcfg,
-            tmp.path(),
-            BrainOptions {
-                derive: true,
-                embed: false,
-            },
-            &NoProgress,
-            &Cancel::new(),
-        ))
-        .unwrap_err()
-        .to_string();
+    let err = run_brain(tmp.path(), Some(&bcfg), false).unwrap_err();
     assert!(err.contains("nanodex extract"), "{err}");
 }
 
@@ -507,25 +500,12 @@ fn llm_rewrites_are_kept_only_when_every_identifier_exists() {
     let tmp = tempfile::tempdir().unwrap();
     let ws = tmp.path().join("ws");
     build_workspace(&fixture("brain"), &ws, false);
-    let cfg = default_config();
     let mut bcfg = config::load_brain(None).unwrap();
     let rt = rt();
     let (url, server) = rt.block_on(fake_llm());
     bcfg.llm.endpoint = url;
     bcfg.llm.model = "test".into();
-    let report = rt
-        .block_on(brain::run(
-            &cfg.graph,
-            &bcfg,
-            &ws,
-            BrainOptions {
-                derive: true,
-                embed: false,
-            },
-            &NoProgress,
-            &Cancel::new(),
-        ))
-        .unwrap();
+    let report = run_brain(&ws, Some(&bcfg), false).unwrap();
     server.abort();
     let refine = report.refine.expect("refinement ran");
     assert_eq!(refine.accepted, 1, "{refine:?}");

@@ -2,14 +2,13 @@
 //! (`tests/fixtures/stdlib_questions.json`), for the lexical, vector and hybrid modes, and facts about the
 //! `json` package's error node.
 
-use nanodex_core::brain::{self, BrainOptions, BrainType};
+use nanodex_core::brain::{self, BrainType};
 use nanodex_core::config;
 use nanodex_core::graph::{GraphStore, Hit};
-use nanodex_core::progress::{Cancel, NoProgress};
 use nanodex_core::search::{self, Mode};
 
 use crate::stdlib::stdlib_dir;
-use crate::{default_config, extract_with, open_disk, rt};
+use crate::{default_config, rt};
 
 #[derive(serde::Deserialize)]
 struct Questions {
@@ -37,30 +36,9 @@ fn stdlib_search_recall_lexical_vector_hybrid() {
     cfg.extract
         .exclude
         .extend(["site-packages", "test", "tests", "idle_test", "__pycache__"].map(String::from));
-    let ex = extract_with(&cfg, &stdlib_dir(), &Default::default());
+    let report = crate::brain::build_workspace_with(&cfg, &stdlib_dir(), &ws, true);
     let rt = rt();
-    rt.block_on(async {
-        let mut store = open_disk(&ws).await;
-        store
-            .write(&ex.graph, &ex.report.root, true, &NoProgress)
-            .await
-            .unwrap();
-        store.close().await;
-    });
     let bcfg = config::load_brain(None).unwrap();
-    let report = rt
-        .block_on(brain::run(
-            &cfg.graph,
-            &bcfg,
-            &ws,
-            BrainOptions {
-                derive: true,
-                embed: true,
-            },
-            &NoProgress,
-            &Cancel::new(),
-        ))
-        .unwrap();
     eprintln!(
         "stdlib brain: {:?} in {:?} ms",
         report.stats.nodes, report.timings_ms

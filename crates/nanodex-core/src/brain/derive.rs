@@ -93,26 +93,30 @@ impl<'a> Index<'a> {
         &self.g.nodes[i]
     }
 
-    fn targets(&self, i: usize, kind: EdgeKind) -> Vec<usize> {
-        self.out
+    /// The other ends of `i`'s edges of `kind` in `edges` (`out` or `inc`), picked by `end`.
+    fn ends(
+        &self,
+        edges: &HashMap<(usize, EdgeKind), Vec<usize>>,
+        i: usize,
+        kind: EdgeKind,
+        end: fn(&'a crate::extract::Edge) -> &'a NodeRef,
+    ) -> Vec<usize> {
+        edges
             .get(&(i, kind))
             .map(|es| {
                 es.iter()
-                    .filter_map(|&e| self.by_id.get(&self.g.edges[e].to).copied())
+                    .filter_map(|&e| self.by_id.get(end(&self.g.edges[e])).copied())
                     .collect()
             })
             .unwrap_or_default()
     }
 
+    fn targets(&self, i: usize, kind: EdgeKind) -> Vec<usize> {
+        self.ends(&self.out, i, kind, |e| &e.to)
+    }
+
     fn sources_of(&self, i: usize, kind: EdgeKind) -> Vec<usize> {
-        self.inc
-            .get(&(i, kind))
-            .map(|es| {
-                es.iter()
-                    .filter_map(|&e| self.by_id.get(&self.g.edges[e].from).copied())
-                    .collect()
-            })
-            .unwrap_or_default()
+        self.ends(&self.inc, i, kind, |e| &e.from)
     }
 
     /// Incoming edges with their lines.
