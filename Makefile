@@ -3,7 +3,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/nanodex/target
 REPO ?= $(shell python3 -c 'import sysconfig; print(sysconfig.get_paths()["stdlib"])')
 WS ?= .nanodex
 NANODEX = cargo run --release --quiet -p nanodex-cli --
-.PHONY: setup all extract graph-inspect brain brain-embed search test bench bench-embed bench-brain
+.PHONY: setup all extract graph-inspect brain brain-embed search train-lora train-qlora generate test bench bench-embed bench-brain bench-train bench-learn
 
 setup:
 	bash scripts/setup.sh
@@ -28,6 +28,23 @@ brain-embed:
 search:
 	$(NANODEX) search "$(Q)" --workspace "$(WS)" $(ARGS)
 
+# Fine-tuning. DATASET: chat JSONL ({id, prompt, response, refs} or {"messages": [...]}); BASE: a Hugging Face
+# folder, a .gguf file or a cached hub id (default: the SmolLM2-135M-Instruct GGUF that scripts/models.sh installs).
+MODELS ?= $(HOME)/.cache/nanodex/models
+BASE ?= $(MODELS)/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+DATASET ?= tests/fixtures/train/facts.jsonl
+PROJECT ?= $(notdir $(abspath $(REPO)))
+OUT ?= models/$(PROJECT)-nanodex-lora
+train-lora:
+	$(NANODEX) train --dataset "$(DATASET)" --base "$(BASE)" --out "$(OUT)" --config config/train_lora.yaml $(ARGS)
+
+train-qlora:
+	$(NANODEX) train --dataset "$(DATASET)" --base "$(BASE)" --out "$(OUT:-lora=-qlora)" --config config/train_qlora.yaml $(ARGS)
+
+# make generate P="Which module raises InvoiceError?" [ADAPTER=models/x-nanodex-lora]
+generate:
+	$(NANODEX) generate --base "$(BASE)" $(if $(ADAPTER),--adapter "$(ADAPTER)") --prompt "$(P)" $(ARGS)
+
 SHELL := bash
 test:
 	cargo test --workspace --locked 2>&1 | tee /tmp/nanodex-test.log; \
@@ -43,3 +60,11 @@ bench-embed:
 
 bench-brain:
 	bash bench/brain.sh
+
+# LoRA speed and memory against PyTorch + PEFT (installs the 5.6 GB torch peer on first use; not part of CI).
+bench-train:
+	bash bench/lora_peer.sh
+
+# Learning: 100 invented facts, trained on SmolLM2-135M on the CPU; accuracy on the training and reworded questions.
+bench-learn:
+	bash bench/learn.sh

@@ -9,6 +9,8 @@ command -v cc >/dev/null || need_apt+=(build-essential)
 command -v pkg-config >/dev/null || need_apt+=(pkg-config)
 # scripts/models.sh builds a small venv (Debian's python3 needs python3-venv for that).
 command -v python3 >/dev/null && ! python3 -c "import venv, ensurepip" 2>/dev/null && need_apt+=(python3-venv)
+# Loss charts (plotters) draw their labels with DejaVu Sans.
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need_apt+=(fonts-dejavu-core)
 if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq

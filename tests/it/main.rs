@@ -5,7 +5,9 @@ mod brain;
 mod brain_stdlib;
 mod fixtures;
 mod incremental;
+mod llm;
 mod stdlib;
+mod train;
 
 use std::fmt::Write;
 use std::path::{Path, PathBuf};

@@ -14,6 +14,8 @@ use nanodex_core::graph::{self, GraphStore, Inspect, NodeDetail};
 use nanodex_core::progress::{Cancel, ProgressEvent, Sink};
 use nanodex_core::{brain, config, search};
 
+mod llm;
+
 #[derive(Parser)]
 #[command(
     name = "nanodex",
@@ -118,6 +120,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Fine-tune a LoRA / QLoRA adapter on chat JSONL; writes it in PEFT's layout (what vLLM loads) with a model
+    /// card, metrics.jsonl and loss charts. Ctrl-C saves a checkpoint; --resume continues.
+    Train(llm::TrainArgs),
+    /// Answer a prompt with a base model and optionally an adapter (chat template applied).
+    Generate(llm::GenerateArgs),
+    /// Time LoRA training steps on synthetic data (for bench/lora_peer.sh); prints JSON.
+    #[command(hide = true)]
+    BenchTrain(llm::BenchTrainArgs),
+    /// Answer a dataset's questions greedily and score them (for bench/learn.sh); prints JSON.
+    #[command(hide = true)]
+    BenchQa(llm::BenchQaArgs),
     /// Time the embedding model on a file of sentences, one per line (for bench/embed.sh); prints JSON.
     #[command(hide = true)]
     BenchEmbed {
@@ -276,6 +289,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             limit,
             json,
         } => cmd_search(question, args, ty, mode, limit, json).await,
+        Command::Train(a) => llm::cmd_train(a).await,
+        Command::Generate(a) => llm::cmd_generate(a).await,
+        Command::BenchTrain(a) => llm::cmd_bench_train(a).await,
+        Command::BenchQa(a) => llm::cmd_bench_qa(a).await,
         Command::BenchEmbed {
             sentences,
             model,
@@ -521,6 +538,7 @@ impl Sink for BarSink {
             let unit = match ev.stage {
                 "store" | "brain-store" => "records",
                 "embed" => "summaries",
+                "train" | "eval" => "steps",
                 _ => "files",
             };
             let template = format!(

@@ -299,6 +299,8 @@ fn every_command_has_help() {
         vec!["brain", "--help"],
         vec!["brain-embed", "--help"],
         vec!["search", "--help"],
+        vec!["train", "--help"],
+        vec!["generate", "--help"],
     ] {
         let out = run(&args);
         assert!(out.status.success(), "{args:?}: {}", stderr(&out));
@@ -308,4 +310,168 @@ fn every_command_has_help() {
             stdout(&out)
         );
     }
+}
+
+fn smollm2() -> String {
+    let models = std::env::var("NANODEX_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/nanodex/models")
+        });
+    let p = models.join("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(
+        p.is_file(),
+        "{} is missing: run `bash scripts/models.sh`",
+        p.display()
+    );
+    p.display().to_string()
+}
+
+fn train_losses(dir: &Path) -> Vec<f64> {
+    std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|m| m["kind"] == "train")
+        .map(|m| m["loss"].as_f64().unwrap())
+        .collect()
+}
+
+#[test]
+fn train_killed_with_sigkill_resumes_to_the_same_loss_curve() {
+    let tmp = tempfile::tempdir().unwrap();
+    let facts = std::fs::read_to_string(fixture("train/facts.jsonl")).unwrap();
+    let data = tmp.path().join("d.jsonl");
+    std::fs::write(&data, facts.lines().take(8).collect::<Vec<_>>().join("\n")).unwrap();
+    let cfg = tmp.path().join("t.yaml");
+    std::fs::write(&cfg, "lora: {r: 4, alpha: 8, dropout: 0.05}\ntrain: {lr: 1.0e-3, max_steps: 8, batch_size: 2, micro_batch_size: 1, warmup_steps: 1, eval_split: 0.0, eval_interval: 100, save_every: 2, max_seq_len: 96}\n").unwrap();
+    let base = smollm2();
+    let args = |out: &Path| -> Vec<String> {
+        [
+            "train",
+            "--dataset",
+            data.to_str().unwrap(),
+            "--base",
+            &base,
+            "--out",
+            out.to_str().unwrap(),
+            "--config",
+            cfg.to_str().unwrap(),
+            "--device",
+            "cpu",
+            "--json",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let full = tmp.path().join("full");
+    let out = nanodex().args(args(&full)).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let killed = tmp.path().join("killed");
+    let mut child = nanodex()
+        .args(args(&killed))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        let step = std::fs::read_to_string(killed.join("checkpoint.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v["step"].as_u64());
+        if step.is_some_and(|s| s >= 2) {
+            break;
+        }
+        assert!(started.elapsed().as_secs() < 300, "no checkpoint appeared");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let step: u64 = serde_json::from_str::<serde_json::Value>(
+        &std::fs::read_to_string(killed.join("checkpoint.json")).unwrap(),
+    )
+    .unwrap()["step"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        step < 8,
+        "killed before the end (checkpoint at step {step})"
+    );
+    let again = nanodex().args(args(&killed)).output().unwrap();
+    assert!(
+        !again.status.success() && stderr(&again).contains("--resume"),
+        "{}",
+        stderr(&again)
+    );
+    let mut resume = args(&killed);
+    resume.push("--resume".into());
+    let out = nanodex().args(&resume).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["steps"], 8);
+    assert!(report["resumed_from"].as_u64().unwrap() >= 2);
+    let (a, b) = (train_losses(&full), train_losses(&killed));
+    assert_eq!(a.len(), 8);
+    assert_eq!(a.len(), b.len(), "{b:?}");
+    for (x, y) in a.iter().zip(&b) {
+        assert!(
+            (x - y).abs() < 1e-5,
+            "resumed curve {b:?} vs uninterrupted {a:?}"
+        );
+    }
+}
+
+#[test]
+fn train_refuses_malformed_datasets_before_loading_a_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("bad.jsonl");
+    std::fs::write(
+        &data,
+        "{\"prompt\": \"q\", \"response\": \"a\"}\n{\"prompt\": 3}\n",
+    )
+    .unwrap();
+    let out = run(&[
+        "train",
+        "--dataset",
+        data.to_str().unwrap(),
+        "--base",
+        "/nonexistent/model",
+        "--out",
+        tmp.path().join("o").to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("bad.jsonl:2: missing string `prompt`"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let out = run(&["generate", "--base", "/nonexistent/model", "--prompt", "hi"]);
+    assert!(
+        stderr(&out).contains("no such file or folder"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn generate_answers_with_the_chat_template() {
+    let out = run(&[
+        "generate",
+        "--base",
+        &smollm2(),
+        "--prompt",
+        "What is the capital of France?",
+        "--max-tokens",
+        "16",
+        "--device",
+        "cpu",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["text"], "The capital of France is Paris.");
+    assert_eq!(v["finish"], "stop");
 }

@@ -339,25 +339,7 @@ pub fn brain_from_yaml(text: &str) -> Result<BrainConfig, ConfigError> {
 }
 
 fn brain_from(user: Option<(&str, &Path)>) -> Result<BrainConfig, ConfigError> {
-    let parse_err = |path: &Path| {
-        let path = path.to_path_buf();
-        move |err: serde_yaml_ng::Error| ConfigError::Parse {
-            path,
-            message: err.to_string(),
-        }
-    };
-    let embedded = Path::new("<embedded config/brain.yaml>");
-    let mut value: serde_yaml_ng::Value =
-        serde_yaml_ng::from_str(DEFAULT_BRAIN_YAML).map_err(parse_err(embedded))?;
-    let mut file = embedded.to_path_buf();
-    if let Some((text, path)) = user
-        && !text.trim().is_empty()
-    {
-        let over: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(parse_err(path))?;
-        merge_yaml(&mut value, over);
-        file = path.to_path_buf();
-    }
-    let cfg: BrainConfig = serde_yaml_ng::from_value(value).map_err(parse_err(&file))?;
+    let cfg: BrainConfig = layered(DEFAULT_BRAIN_YAML, "<embedded config/brain.yaml>", user)?;
     let mut problems = Vec::new();
     if cfg.summary.max_tokens < 16 {
         problems.push(format!(
@@ -395,6 +377,210 @@ fn brain_from(user: Option<(&str, &Path)>) -> Result<BrainConfig, ConfigError> {
         });
     }
     Ok(cfg)
+}
+
+/// The embedded default LoRA training configuration.
+pub const DEFAULT_TRAIN_LORA_YAML: &str = include_str!("../../../config/train_lora.yaml");
+/// The embedded default QLoRA training configuration.
+pub const DEFAULT_TRAIN_QLORA_YAML: &str = include_str!("../../../config/train_qlora.yaml");
+
+/// The train stage's configuration (`config/train_lora.yaml`, `config/train_qlora.yaml`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Adapter shape.
+    pub lora: LoraSection,
+    /// Optimisation.
+    pub train: TrainSection,
+    /// Base weights.
+    pub base: BaseSection,
+}
+
+/// `lora:` section.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoraSection {
+    /// Rank.
+    pub r: usize,
+    /// Scale numerator.
+    pub alpha: f64,
+    /// Dropout on the LoRA input.
+    pub dropout: f64,
+    /// Adapted projections.
+    pub target_modules: Vec<String>,
+}
+
+/// `train:` section.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainSection {
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Optimizer steps.
+    pub max_steps: usize,
+    /// Passes over the data (0 = unbounded).
+    pub epochs: usize,
+    /// Examples per optimizer step.
+    pub batch_size: usize,
+    /// Examples per forward/backward.
+    pub micro_batch_size: usize,
+    /// Tokens per example.
+    pub max_seq_len: usize,
+    /// Linear warm-up steps.
+    pub warmup_steps: usize,
+    /// Decoupled weight decay.
+    pub weight_decay: f64,
+    /// Gradient-norm clip (0 = off).
+    pub grad_clip: f64,
+    /// Steps between eval losses.
+    pub eval_interval: usize,
+    /// Held-out share.
+    pub eval_split: f64,
+    /// Steps between checkpoints.
+    pub save_every: usize,
+    /// Seed of data order, initialisation and dropout.
+    pub seed: u64,
+    /// AdamW betas.
+    pub betas: [f64; 2],
+    /// AdamW epsilon.
+    pub eps: f64,
+}
+
+/// `base:` section.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BaseSection {
+    /// `f32`, or a GGUF block type for QLoRA (`q4_0`, `q4_1`, `q8_0`).
+    pub dtype: String,
+}
+
+/// Loads the LoRA training defaults (or QLoRA ones with `qlora`), overlays `path` when given, and validates.
+pub fn load_train(path: Option<&Path>, qlora: bool) -> Result<TrainConfig, ConfigError> {
+    let defaults = if qlora {
+        DEFAULT_TRAIN_QLORA_YAML
+    } else {
+        DEFAULT_TRAIN_LORA_YAML
+    };
+    let text = match path {
+        Some(path) => Some((
+            std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
+                path: path.to_path_buf(),
+                cause,
+            })?,
+            path.to_path_buf(),
+        )),
+        None => None,
+    };
+    let cfg: TrainConfig = layered(
+        defaults,
+        "<embedded config/train_lora.yaml>",
+        text.as_ref().map(|(t, p)| (t.as_str(), p.as_path())),
+    )?;
+    validate_train(&cfg).map_err(|problems| ConfigError::Invalid {
+        path: path.map(Path::to_path_buf),
+        problems,
+    })?;
+    Ok(cfg)
+}
+
+/// Parses training YAML text over the LoRA defaults.
+pub fn train_from_yaml(text: &str) -> Result<TrainConfig, ConfigError> {
+    let cfg: TrainConfig = layered(
+        DEFAULT_TRAIN_LORA_YAML,
+        "<embedded>",
+        Some((text, Path::new("<yaml>"))),
+    )?;
+    validate_train(&cfg).map_err(|problems| ConfigError::Invalid {
+        path: None,
+        problems,
+    })?;
+    Ok(cfg)
+}
+
+fn validate_train(cfg: &TrainConfig) -> Result<(), Vec<String>> {
+    let mut p = Vec::new();
+    let t = &cfg.train;
+    if cfg.lora.r == 0 {
+        p.push("lora.r: must be > 0".to_string());
+    }
+    if !(0.0..1.0).contains(&cfg.lora.dropout) {
+        p.push(format!(
+            "lora.dropout: must be in [0, 1), got {}",
+            cfg.lora.dropout
+        ));
+    }
+    for m in &cfg.lora.target_modules {
+        if !crate::llm::TARGET_MODULES.contains(&m.as_str()) {
+            p.push(format!(
+                "lora.target_modules: `{m}` is not one of {}",
+                crate::llm::TARGET_MODULES.join(", ")
+            ));
+        }
+    }
+    if cfg.lora.target_modules.is_empty() {
+        p.push("lora.target_modules: name at least one projection".to_string());
+    }
+    if t.micro_batch_size == 0 || t.batch_size == 0 || t.batch_size % t.micro_batch_size != 0 {
+        p.push(format!(
+            "train.batch_size: must be a positive multiple of train.micro_batch_size ({}), got {}",
+            t.micro_batch_size, t.batch_size
+        ));
+    }
+    if t.max_steps == 0 {
+        p.push("train.max_steps: must be > 0".to_string());
+    }
+    if t.max_seq_len < 8 {
+        p.push(format!(
+            "train.max_seq_len: must be >= 8, got {}",
+            t.max_seq_len
+        ));
+    }
+    if !(t.lr > 0.0) {
+        p.push(format!("train.lr: must be > 0, got {}", t.lr));
+    }
+    if !(0.0..0.5).contains(&t.eval_split) {
+        p.push(format!(
+            "train.eval_split: must be in [0, 0.5), got {}",
+            t.eval_split
+        ));
+    }
+    if t.eval_interval == 0 || t.save_every == 0 {
+        p.push("train.eval_interval and train.save_every: must be > 0".to_string());
+    }
+    if !["f32", "q4_0", "q4_1", "q8_0"].contains(&cfg.base.dtype.as_str()) {
+        p.push(format!(
+            "base.dtype: expected f32, q4_0, q4_1 or q8_0, got `{}`",
+            cfg.base.dtype
+        ));
+    }
+    if p.is_empty() { Ok(()) } else { Err(p) }
+}
+
+/// Deep-merges optional user YAML over embedded defaults and deserialises the result.
+fn layered<T: serde::de::DeserializeOwned>(
+    defaults: &str,
+    embedded_name: &str,
+    user: Option<(&str, &Path)>,
+) -> Result<T, ConfigError> {
+    let parse_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |err: serde_yaml_ng::Error| ConfigError::Parse {
+            path,
+            message: err.to_string(),
+        }
+    };
+    let embedded = Path::new(embedded_name);
+    let mut value: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(defaults).map_err(parse_err(embedded))?;
+    let mut file = embedded.to_path_buf();
+    if let Some((text, path)) = user
+        && !text.trim().is_empty()
+    {
+        let over: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(parse_err(path))?;
+        merge_yaml(&mut value, over);
+        file = path.to_path_buf();
+    }
+    serde_yaml_ng::from_value(value).map_err(parse_err(&file))
 }
 
 #[cfg(test)]

@@ -20,6 +20,9 @@ pub enum Error {
     /// Brain.
     #[error(transparent)]
     Brain(#[from] BrainError),
+    /// Models, training, generation, export.
+    #[error(transparent)]
+    Llm(#[from] crate::llm::LlmError),
 }
 
 /// Result alias of the core library.

@@ -4,6 +4,8 @@
 //! [`extract`] (repository → [`extract::CodeGraph`]) → [`graph`] (code graph → SurrealDB records) → [`brain`]
 //! (graph + sources → typed nodes with summaries and [`embed`]dings, stored beside the graph) → [`search`]
 //! (question → ranked brain nodes). [`secrets`] keeps credentials found in source out of everything derived.
+//! [`train`] fine-tunes an open model ([`llm`]) with LoRA / QLoRA on chat JSONL, [`export`] writes the adapter in
+//! PEFT's layout (what vLLM loads), and [`infer`] generates with base + adapter.
 //! Front ends (the `nanodex` CLI, later the desktop app and the server) only call into this crate;
 //! it never touches a terminal, HTTP or IPC.
 #![deny(missing_docs)]
@@ -12,11 +14,15 @@ pub mod brain;
 pub mod config;
 pub mod embed;
 pub mod error;
+pub mod export;
 pub mod extract;
 pub mod fsutil;
 pub mod graph;
+pub mod infer;
+pub mod llm;
 pub mod progress;
 pub mod search;
 pub mod secrets;
+pub mod train;
 
 pub use error::{Error, Result};
