@@ -1,5 +1,8 @@
 //! Integration tests: real tree-sitter grammars, real SurrealDB (in memory and on disk), real source trees.
 
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 mod bad_input;
 mod brain;
 mod brain_stdlib;

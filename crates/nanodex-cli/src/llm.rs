@@ -104,6 +104,9 @@ pub struct BenchTrainArgs {
     dtype: String,
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// LoRA dropout (default: the config's 0.05, as the peer).
+    #[arg(long)]
+    dropout: Option<f64>,
 }
 
 pub async fn cmd_train(a: TrainArgs) -> Result<ExitCode> {
@@ -247,6 +250,9 @@ pub async fn cmd_bench_train(a: BenchTrainArgs) -> Result<ExitCode> {
         let load_s = t0.elapsed().as_secs_f64();
         let mut cfg = config::load_train(None, false)?;
         cfg.base.dtype = a.dtype.clone();
+        if let Some(p) = a.dropout {
+            cfg.lora.dropout = p;
+        }
         let r = train::throughput(base.model, &cfg, a.seq_len, a.batch, a.steps, a.warmup)?;
         print_json(&serde_json::json!({
             "what": "lora_train", "dtype": a.dtype, "seq_len": a.seq_len, "batch": a.batch, "steps": r.steps,

@@ -16,6 +16,9 @@ use nanodex_core::{brain, config, search};
 
 mod llm;
 
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(
     name = "nanodex",

@@ -7,9 +7,9 @@
 
 use super::config::ModelConfig;
 use super::ops::{self, Frozen};
-use candle_core::{D, DType, Device, Result, Tensor, Var};
+use candle_core::{DType, Device, Result, Tensor, Var};
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::{Rng, RngCore, SeedableRng};
 use std::sync::Mutex;
 
 /// The seven projections LoRA can adapt, by their PEFT / Hugging Face module names.
@@ -70,25 +70,19 @@ impl Pass {
         }
     }
 
+    /// Inverted dropout with a mask drawn from the seeded generator: one random byte per element (the generator's
+    /// bulk fill) compared with `p` in 1/256 steps by tensor ops, so the per-element work is vectorised.
     fn dropout(&self, x: &Tensor, p: f64) -> Result<Tensor> {
         let Some(rng) = self.rng.as_ref().filter(|_| self.train && p > 0.0) else {
             return Ok(x.clone());
         };
-        let keep = 1.0 / (1.0 - p);
-        let mask: Vec<f32> = {
-            let mut rng = rng.lock().expect("dropout rng");
-            (0..x.elem_count())
-                .map(|_| {
-                    if rng.random::<f64>() < p {
-                        0.0
-                    } else {
-                        keep as f32
-                    }
-                })
-                .collect()
-        };
-        let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
-        x.mul(&mask)
+        let mut bytes = vec![0u8; x.elem_count()];
+        rng.lock().expect("dropout rng").fill_bytes(&mut bytes);
+        let threshold = (p * 256.0).round().clamp(1.0, 255.0);
+        let keep = 256.0 / (256.0 - threshold);
+        let r = Tensor::from_vec(bytes, x.shape(), x.device())?.to_dtype(DType::F32)?;
+        let mask = (r.ge(threshold)?.to_dtype(DType::F32)? * keep)?;
+        x.mul(&mask.to_dtype(x.dtype())?)
     }
 }
 
@@ -104,8 +98,9 @@ impl Linear {
         }
         if let Some(lora) = &self.lora {
             let xd = pass.dropout(&x2, lora.dropout)?;
-            let delta = xd.matmul(&lora.a.t()?)?.matmul(&lora.b.t()?)?;
-            y = (y + (delta * lora.scale)?)?;
+            // Scaling the small B instead of the [rows, out] product saves a full-size elementwise op.
+            let b = (&lora.b * lora.scale)?;
+            y = (y + xd.matmul(&lora.a.t()?)?.matmul(&b.t()?)?)?;
         }
         let mut out = lead.to_vec();
         out.push(self.weight.out_features());
@@ -409,9 +404,7 @@ fn causal_mask(t: usize, past: usize, device: &Device) -> Result<Tensor> {
     Tensor::from_vec(mask, (t, total), device)
 }
 
-/// Log-probabilities `[n, vocab]` → mean negative log-likelihood of `targets` `[n]` (u32).
+/// Logits `[n, vocab]` → mean negative log-likelihood of `targets` `[n]` (u32).
 pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
-    let logp = candle_nn::ops::log_softmax(logits, D::Minus1)?;
-    let picked = logp.gather(&targets.unsqueeze(1)?, 1)?;
-    picked.neg()?.mean_all()
+    ops::cross_entropy_rows(logits, targets)?.mean_all()
 }

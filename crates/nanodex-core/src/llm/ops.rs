@@ -142,3 +142,64 @@ pub fn softmax(x: &Tensor, train: bool) -> Result<Tensor> {
         candle_nn::ops::softmax_last_dim(&x.contiguous()?)
     }
 }
+
+/// Forwards the per-row losses computed outside the graph; backward sends `(softmax(logits) - onehot) · g` to the
+/// logits. Saves the several vocabulary-sized intermediates a composed `log_softmax` keeps for backward.
+struct CrossEntropyLink {
+    targets: Tensor,
+}
+
+impl CustomOp2 for CrossEntropyLink {
+    fn name(&self) -> &'static str {
+        "cross-entropy"
+    }
+
+    fn cpu_fwd(
+        &self,
+        _s1: &CpuStorage,
+        _l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        Ok((s2.try_clone(l2)?, l2.shape().clone()))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        _s1: &candle_core::CudaStorage,
+        _l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        Ok((s2.try_clone(l2)?, l2.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        logits: &Tensor,
+        _nll: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let g = grad.unsqueeze(1)?;
+        let p = candle_nn::ops::softmax_last_dim(&logits.detach())?.broadcast_mul(&g)?;
+        let p = p.scatter_add(&self.targets.unsqueeze(1)?, &g.neg()?, 1)?;
+        Ok((Some(p), None))
+    }
+}
+
+/// Per-row negative log-likelihood of `targets` `[n]` (u32) under `logits` `[n, vocab]`, differentiable in the
+/// logits.
+pub fn cross_entropy_rows(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    let detached = logits.detach();
+    let lse = detached.log_sum_exp(D::Minus1)?;
+    let picked = detached.gather(&targets.unsqueeze(1)?, 1)?.squeeze(1)?;
+    let nll = (lse - picked)?.contiguous()?;
+    logits.apply_op2(
+        &nll,
+        CrossEntropyLink {
+            targets: targets.clone(),
+        },
+    )
+}

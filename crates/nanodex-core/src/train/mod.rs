@@ -190,8 +190,7 @@ fn nll_sum(model: &Model, b: &Batch, pass: &Pass) -> candle_core::Result<Tensor>
         .reshape((rows * t, model.cfg.hidden_size))?;
     let picked = hidden.index_select(&b.positions, 0)?;
     let logits = model.project(&picked, pass)?;
-    let logp = candle_nn::ops::log_softmax(&logits, candle_core::D::Minus1)?;
-    logp.gather(&b.targets.unsqueeze(1)?, 1)?.sum_all()?.neg()
+    crate::llm::ops::cross_entropy_rows(&logits, &b.targets)?.sum_all()
 }
 
 /// Mean loss over `set` (no gradients).
