@@ -520,7 +520,10 @@ fn validate_train(cfg: &TrainConfig) -> Result<(), Vec<String>> {
     if cfg.lora.target_modules.is_empty() {
         p.push("lora.target_modules: name at least one projection".to_string());
     }
-    if t.micro_batch_size == 0 || t.batch_size == 0 || t.batch_size % t.micro_batch_size != 0 {
+    if t.micro_batch_size == 0
+        || t.batch_size == 0
+        || !t.batch_size.is_multiple_of(t.micro_batch_size)
+    {
         p.push(format!(
             "train.batch_size: must be a positive multiple of train.micro_batch_size ({}), got {}",
             t.micro_batch_size, t.batch_size
@@ -535,7 +538,7 @@ fn validate_train(cfg: &TrainConfig) -> Result<(), Vec<String>> {
             t.max_seq_len
         ));
     }
-    if !(t.lr > 0.0) {
+    if t.lr.is_nan() || t.lr <= 0.0 {
         p.push(format!("train.lr: must be > 0, got {}", t.lr));
     }
     if !(0.0..0.5).contains(&t.eval_split) {

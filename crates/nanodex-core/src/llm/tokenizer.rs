@@ -29,6 +29,9 @@ impl Message {
 /// ChatML, used when a model ships no template.
 const CHATML: &str = "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
 
+/// Token ids with the byte range of the text each covers.
+pub type Encoded = (Vec<u32>, Vec<(usize, usize)>);
+
 /// A tokenizer with its chat template and the tokens that end a turn.
 #[derive(Clone)]
 pub struct ChatTokenizer {
@@ -274,10 +277,7 @@ impl ChatTokenizer {
     }
 
     /// Token ids of `text` with the byte offsets each token covers.
-    pub fn encode_with_offsets(
-        &self,
-        text: &str,
-    ) -> Result<(Vec<u32>, Vec<(usize, usize)>), LlmError> {
+    pub fn encode_with_offsets(&self, text: &str) -> Result<Encoded, LlmError> {
         let enc = self
             .tok
             .encode(text, false)

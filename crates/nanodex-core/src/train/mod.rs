@@ -525,28 +525,28 @@ pub fn train(
             total: Some(total_steps as u64),
             message: format!("loss {loss:.4} · {tps:.0} tok/s"),
         });
-        if step % t.eval_interval == 0 || step == total_steps {
-            if let Some(el) = eval_loss(
+        if (step % t.eval_interval == 0 || step == total_steps)
+            && let Some(el) = eval_loss(
                 &tr.model,
                 &tr.examples,
                 &tr.eval_set,
                 t.micro_batch_size,
                 pad,
-            )? {
-                log(
-                    Metric::Eval {
-                        step,
-                        eval_loss: el,
-                    },
-                    &mut history,
-                )?;
-                sink.event(ProgressEvent {
-                    stage: "eval",
-                    done: step as u64,
-                    total: Some(total_steps as u64),
-                    message: format!("eval loss {el:.4}"),
-                });
-            }
+            )?
+        {
+            log(
+                Metric::Eval {
+                    step,
+                    eval_loss: el,
+                },
+                &mut history,
+            )?;
+            sink.event(ProgressEvent {
+                stage: "eval",
+                done: step as u64,
+                total: Some(total_steps as u64),
+                message: format!("eval loss {el:.4}"),
+            });
         }
         if cancel.is_cancelled() {
             tr.save_checkpoint(&req.out, step, &fp)?;
