@@ -320,16 +320,7 @@ fn merge_yaml(base: &mut serde_yaml_ng::Value, over: serde_yaml_ng::Value) {
 
 /// Loads the brain defaults, overlays `path` when given (any subset of keys), and validates.
 pub fn load_brain(path: Option<&Path>) -> Result<BrainConfig, ConfigError> {
-    let text = match path {
-        Some(path) => Some((
-            std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
-                path: path.to_path_buf(),
-                cause,
-            })?,
-            path.to_path_buf(),
-        )),
-        None => None,
-    };
+    let text = read_user(path)?;
     brain_from(text.as_ref().map(|(t, p)| (t.as_str(), p.as_path())))
 }
 
@@ -461,16 +452,7 @@ pub fn load_train(path: Option<&Path>, qlora: bool) -> Result<TrainConfig, Confi
     } else {
         DEFAULT_TRAIN_LORA_YAML
     };
-    let text = match path {
-        Some(path) => Some((
-            std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
-                path: path.to_path_buf(),
-                cause,
-            })?,
-            path.to_path_buf(),
-        )),
-        None => None,
-    };
+    let text = read_user(path)?;
     let cfg: TrainConfig = layered(
         defaults,
         "<embedded config/train_lora.yaml>",
@@ -557,6 +539,19 @@ fn validate_train(cfg: &TrainConfig) -> Result<(), Vec<String>> {
         ));
     }
     if p.is_empty() { Ok(()) } else { Err(p) }
+}
+
+/// The text of the user's config file, when one was given.
+fn read_user(path: Option<&Path>) -> Result<Option<(String, PathBuf)>, ConfigError> {
+    path.map(|path| {
+        std::fs::read_to_string(path)
+            .map(|t| (t, path.to_path_buf()))
+            .map_err(|cause| ConfigError::Read {
+                path: path.to_path_buf(),
+                cause,
+            })
+    })
+    .transpose()
 }
 
 /// Deep-merges optional user YAML over embedded defaults and deserialises the result.

@@ -53,13 +53,17 @@ impl Frozen {
     }
 }
 
-/// Copies its second argument forward; backward sends `grad · W` to the first. Used as
-/// `x.apply_op2(&y, link)` where `y = x.detach() · Wᵀ` was computed outside the graph.
-struct GradLink(Frozen);
+/// Forwards its second argument (computed outside the graph); backward hands the output gradient to `grad_of`,
+/// which returns the gradient of the first argument. How frozen matmuls and the loss get backward passes that
+/// compute only what training needs.
+struct PassThrough<F> {
+    name: &'static str,
+    grad_of: F,
+}
 
-impl CustomOp2 for GradLink {
+impl<F: Fn(&Tensor, &Tensor) -> Result<Tensor> + Send + Sync> CustomOp2 for PassThrough<F> {
     fn name(&self) -> &'static str {
-        "frozen-linear"
+        self.name
     }
 
     fn cpu_fwd(
@@ -85,13 +89,12 @@ impl CustomOp2 for GradLink {
 
     fn bwd(
         &self,
-        _x: &Tensor,
-        _y: &Tensor,
+        arg: &Tensor,
+        _computed: &Tensor,
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let w = self.0.dense()?;
-        Ok((Some(grad.matmul(&w)?), None))
+        Ok((Some((self.grad_of)(arg, grad)?), None))
     }
 }
 
@@ -107,7 +110,14 @@ pub fn frozen_linear(x: &Tensor, w: &Frozen, train: bool) -> Result<Tensor> {
     let dense = w.dense()?;
     let y = x.detach().matmul(&dense.t()?)?.contiguous()?;
     drop(dense);
-    x.apply_op2(&y, GradLink(w.clone()))
+    let w = w.clone();
+    x.apply_op2(
+        &y,
+        PassThrough {
+            name: "frozen-linear",
+            grad_of: move |_x: &Tensor, grad: &Tensor| grad.matmul(&w.dense()?),
+        },
+    )
 }
 
 /// RMSNorm `x / sqrt(mean(x²) + eps) · w` over the last dimension; fused kernel unless training.
@@ -143,52 +153,6 @@ pub fn softmax(x: &Tensor, train: bool) -> Result<Tensor> {
     }
 }
 
-/// Forwards the per-row losses computed outside the graph; backward sends `(softmax(logits) - onehot) · g` to the
-/// logits. Saves the several vocabulary-sized intermediates a composed `log_softmax` keeps for backward.
-struct CrossEntropyLink {
-    targets: Tensor,
-}
-
-impl CustomOp2 for CrossEntropyLink {
-    fn name(&self) -> &'static str {
-        "cross-entropy"
-    }
-
-    fn cpu_fwd(
-        &self,
-        _s1: &CpuStorage,
-        _l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        Ok((s2.try_clone(l2)?, l2.shape().clone()))
-    }
-
-    #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        _s1: &candle_core::CudaStorage,
-        _l1: &Layout,
-        s2: &candle_core::CudaStorage,
-        l2: &Layout,
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
-        Ok((s2.try_clone(l2)?, l2.shape().clone()))
-    }
-
-    fn bwd(
-        &self,
-        logits: &Tensor,
-        _nll: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let g = grad.unsqueeze(1)?;
-        let p = candle_nn::ops::softmax_last_dim(&logits.detach())?.broadcast_mul(&g)?;
-        let p = p.scatter_add(&self.targets.unsqueeze(1)?, &g.neg()?, 1)?;
-        Ok((Some(p), None))
-    }
-}
-
 /// Per-row negative log-likelihood of `targets` `[n]` (u32) under `logits` `[n, vocab]`, differentiable in the
 /// logits.
 pub fn cross_entropy_rows(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
@@ -196,10 +160,18 @@ pub fn cross_entropy_rows(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
     let lse = detached.log_sum_exp(D::Minus1)?;
     let picked = detached.gather(&targets.unsqueeze(1)?, 1)?.squeeze(1)?;
     let nll = (lse - picked)?.contiguous()?;
+    // Backward: `(softmax(logits) - onehot) · g`, without the vocabulary-sized intermediates a composed
+    // log-softmax keeps.
+    let targets = targets.unsqueeze(1)?;
     logits.apply_op2(
         &nll,
-        CrossEntropyLink {
-            targets: targets.clone(),
+        PassThrough {
+            name: "cross-entropy",
+            grad_of: move |logits: &Tensor, grad: &Tensor| {
+                let g = grad.unsqueeze(1)?;
+                let p = candle_nn::ops::softmax_last_dim(&logits.detach())?.broadcast_mul(&g)?;
+                p.scatter_add(&targets, &g.neg()?, 1)
+            },
         },
     )
 }

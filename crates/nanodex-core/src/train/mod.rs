@@ -245,7 +245,45 @@ struct Trainer<'a> {
     epoch_cache: Option<(usize, Vec<Vec<usize>>)>,
 }
 
-impl Trainer<'_> {
+impl<'a> Trainer<'a> {
+    /// Attaches fresh LoRA weights per `cfg` and sets up the optimizer.
+    fn new(
+        mut model: Model,
+        cfg: &'a TrainConfig,
+        examples: Vec<Example>,
+        (train_set, eval_set): (Vec<usize>, Vec<usize>),
+        pad: u32,
+    ) -> Result<Self, LlmError> {
+        let t = &cfg.train;
+        let named = model.attach_lora(
+            cfg.lora.r,
+            cfg.lora.alpha,
+            cfg.lora.dropout,
+            &cfg.lora.target_modules,
+            t.seed,
+        )?;
+        let (names, vars): (Vec<String>, Vec<Var>) = named.into_iter().unzip();
+        let opt = optim::AdamW::new(&vars, (t.betas[0], t.betas[1]), t.eps, t.weight_decay)?;
+        let lengths = examples.iter().map(|e| e.ids.len()).collect();
+        Ok(Self {
+            model,
+            names,
+            vars,
+            opt,
+            examples,
+            train_set,
+            eval_set,
+            lengths,
+            cfg,
+            pad,
+            epoch_cache: None,
+        })
+    }
+
+    fn trainable_params(&self) -> usize {
+        self.vars.iter().map(|v| v.elem_count()).sum()
+    }
+
     fn micro_batches(&mut self, step: usize) -> Vec<Vec<usize>> {
         let t = &self.cfg.train;
         let accum = t.batch_size / t.micro_batch_size;
@@ -407,7 +445,7 @@ pub fn train(
     });
     let base = load_base(&source, &req.device, base_dtype(&cfg.base.dtype)?)?;
     let tok = base.tokenizer;
-    let mut model = base.model;
+    let model = base.model;
     let mut examples = Vec::with_capacity(convs.len());
     let mut skipped = 0;
     for c in &convs {
@@ -423,33 +461,11 @@ pub fn train(
             t.max_seq_len
         )));
     }
-    let (train_set, eval_set) = data::split(examples.len(), t.eval_split, t.seed);
-    let lengths: Vec<usize> = examples.iter().map(|e| e.ids.len()).collect();
-    let named = model.attach_lora(
-        cfg.lora.r,
-        cfg.lora.alpha,
-        cfg.lora.dropout,
-        &cfg.lora.target_modules,
-        t.seed,
-    )?;
-    let (names, vars): (Vec<String>, Vec<Var>) = named.into_iter().unzip();
-    let trainable_params = vars.iter().map(|v| v.elem_count()).sum();
-    let opt = optim::AdamW::new(&vars, (t.betas[0], t.betas[1]), t.eps, t.weight_decay)?;
-    let base_bytes = model.frozen_bytes();
+    let split = data::split(examples.len(), t.eval_split, t.seed);
     let pad = tok.pad_id();
-    let mut tr = Trainer {
-        model,
-        names,
-        vars,
-        opt,
-        examples,
-        train_set,
-        eval_set,
-        lengths,
-        cfg,
-        pad,
-        epoch_cache: None,
-    };
+    let base_bytes = model.frozen_bytes();
+    let mut tr = Trainer::new(model, cfg, examples, split, pad)?;
+    let trainable_params = tr.trainable_params();
     let total_steps = if t.epochs > 0 {
         t.max_steps.min(
             (t.epochs * tr.train_set.len())
@@ -660,7 +676,7 @@ pub struct Throughput {
 
 /// Runs `warmup + steps` optimizer steps of batch `batch` × `seq_len` on `model` (LoRA attached per `cfg`).
 pub fn throughput(
-    mut model: Model,
+    model: Model,
     cfg: &TrainConfig,
     seq_len: usize,
     batch: usize,
@@ -679,34 +695,18 @@ pub fn throughput(
             trained: vec![true; seq_len + 1],
         })
         .collect();
-    let named = model.attach_lora(
-        cfg.lora.r,
-        cfg.lora.alpha,
-        cfg.lora.dropout,
-        &cfg.lora.target_modules,
-        t.seed,
-    )?;
-    let (names, vars): (Vec<String>, Vec<Var>) = named.into_iter().unzip();
-    let trainable_params = vars.iter().map(|v| v.elem_count()).sum();
-    let opt = optim::AdamW::new(&vars, (t.betas[0], t.betas[1]), t.eps, t.weight_decay)?;
     let base_bytes = model.frozen_bytes();
     let mut bench_cfg = cfg.clone();
     bench_cfg.train.batch_size = batch;
     bench_cfg.train.micro_batch_size = batch;
-    let lengths = examples.iter().map(|e| e.ids.len()).collect();
-    let mut tr = Trainer {
+    let mut tr = Trainer::new(
         model,
-        names,
-        vars,
-        opt,
+        &bench_cfg,
         examples,
-        train_set: (0..batch).collect(),
-        eval_set: Vec::new(),
-        lengths,
-        cfg: &bench_cfg,
-        pad: 0,
-        epoch_cache: None,
-    };
+        ((0..batch).collect(), Vec::new()),
+        0,
+    )?;
+    let trainable_params = tr.trainable_params();
     let mut timed = 0.0;
     let mut loss = 0.0;
     for step in 0..warmup + steps {
