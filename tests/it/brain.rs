@@ -449,7 +449,7 @@ fn brain_without_a_graph_says_what_to_run() {
 
 /// A stand-in for an OpenAI-compatible server (the external service, not our code): answers every chat request,
 /// with a faithful rewrite for the `CardDeclined` node and a rewrite that invents an identifier for the others.
-async fn fake_llm() -> (String, tokio::task::JoinHandle<()>) {
+async fn stand_in_llm() -> (String, tokio::task::JoinHandle<()>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/v1", listener.local_addr().unwrap());
@@ -502,7 +502,7 @@ fn llm_rewrites_are_kept_only_when_every_identifier_exists() {
     build_workspace(&fixture("brain"), &ws, false);
     let mut bcfg = config::load_brain(None).unwrap();
     let rt = rt();
-    let (url, server) = rt.block_on(fake_llm());
+    let (url, server) = rt.block_on(stand_in_llm());
     bcfg.llm.endpoint = url;
     bcfg.llm.model = "test".into();
     let report = run_brain(&ws, Some(&bcfg), false).unwrap();

@@ -136,11 +136,9 @@ fn load_hf_weights_only(dir: &Path) -> Model {
 fn smollm2_matches_transformers_logits_tokens_and_template() {
     let base = smollm2();
     let reference = json(&llm_fixture("smollm2.json"));
-    let vocab: Vec<usize> = reference["vocab_ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_u64().unwrap() as usize)
+    let vocab: Vec<usize> = ids_of(&reference["vocab_ids"])
+        .into_iter()
+        .map(|i| i as usize)
         .collect();
     let mut worst = 0f32;
     for p in reference["prompts"].as_array().unwrap() {
@@ -264,11 +262,9 @@ fn peft_adapter_loads_and_matches_peft_logits() {
     let (cfg, adapted) =
         export::load_adapter(&llm_fixture("peft_adapter"), &mut base.model).unwrap();
     assert_eq!((cfg.r, adapted), (4, 30 * 7));
-    let vocab: Vec<usize> = reference["vocab_ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_u64().unwrap() as usize)
+    let vocab: Vec<usize> = ids_of(&reference["vocab_ids"])
+        .into_iter()
+        .map(|i| i as usize)
         .collect();
     let mut worst = 0f32;
     for (p, r) in prompts["prompts"]

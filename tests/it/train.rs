@@ -35,6 +35,21 @@ fn request(dataset: PathBuf, out: PathBuf, yaml: &str) -> TrainRequest {
     }
 }
 
+/// Training and eval losses, in step order, from a run's `metrics.jsonl`.
+fn curves(dir: &Path) -> (Vec<f64>, Vec<f64>) {
+    let (mut train, mut eval) = (Vec::new(), Vec::new());
+    for line in std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+    {
+        match serde_json::from_str(line).unwrap() {
+            Metric::Train { loss, .. } => train.push(loss),
+            Metric::Eval { eval_loss, .. } => eval.push(eval_loss),
+        }
+    }
+    (train, eval)
+}
+
 const FAST: &str = "lora: {r: 8, alpha: 16, dropout: 0.0}\ntrain: {lr: 4.0e-3, max_steps: 8, batch_size: 2, micro_batch_size: 2, warmup_steps: 1, eval_interval: 4, eval_split: 0.2, save_every: 4, max_seq_len: 128}\n";
 
 #[test]
@@ -85,31 +100,7 @@ fn loss_falls_and_the_folder_holds_a_peft_adapter_that_stops() {
     let report =
         train::train(&request(ds, out.clone(), FAST), &NoProgress, &Cancel::new()).unwrap();
     assert_eq!((report.steps, report.examples), (8, (4, 1)));
-    let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
-    let m: Vec<Metric> = metrics
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let losses: Vec<f64> = m
-        .iter()
-        .filter_map(|m| {
-            if let Metric::Train { loss, .. } = m {
-                Some(*loss)
-            } else {
-                None
-            }
-        })
-        .collect();
-    let evals: Vec<f64> = m
-        .iter()
-        .filter_map(|m| {
-            if let Metric::Eval { eval_loss, .. } = m {
-                Some(*eval_loss)
-            } else {
-                None
-            }
-        })
-        .collect();
+    let (losses, evals) = curves(&out);
     assert_eq!((losses.len(), evals.len()), (8, 2));
     let (first, last) = (
         losses[..2].iter().sum::<f64>() / 2.0,
@@ -203,16 +194,7 @@ fn cancel_writes_a_checkpoint_and_resume_reproduces_the_loss_curve() {
     req.resume = true;
     let resumed = train::train(&req, &NoProgress, &Cancel::new()).unwrap();
     assert_eq!((resumed.resumed_from, resumed.steps), (2, 4));
-    let curve = |dir: &Path| -> Vec<f64> {
-        std::fs::read_to_string(dir.join("metrics.jsonl"))
-            .unwrap()
-            .lines()
-            .filter_map(|l| match serde_json::from_str(l).unwrap() {
-                Metric::Train { loss, .. } => Some(loss),
-                _ => None,
-            })
-            .collect()
-    };
+    let curve = |dir: &Path| curves(dir).0;
     let (a, b) = (curve(&tmp.path().join("full")), curve(&out));
     assert_eq!(a.len(), b.len());
     for (x, y) in a.iter().zip(&b) {
@@ -273,16 +255,7 @@ fn qlora_trains_with_a_4_bit_base() {
         q.base_bytes,
         lora.base_bytes
     );
-    let loss = |d: &str| -> Vec<f64> {
-        std::fs::read_to_string(tmp.path().join(d).join("metrics.jsonl"))
-            .unwrap()
-            .lines()
-            .filter_map(|l| match serde_json::from_str(l).unwrap() {
-                Metric::Train { loss, .. } => Some(loss),
-                _ => None,
-            })
-            .collect()
-    };
+    let loss = |d: &str| curves(&tmp.path().join(d)).0;
     let ql = loss("qlora");
     assert!(ql[2] < ql[0], "QLoRA loss falls: {ql:?}");
     let card = std::fs::read_to_string(tmp.path().join("qlora/README.md")).unwrap();

@@ -61,8 +61,8 @@ pub struct AdapterConfig {
     /// Per-module alphas (not supported: refused on load when non-empty).
     #[serde(default)]
     pub alpha_pattern: HashMap<String, serde_json::Value>,
-    /// Writer.
-    #[serde(default)]
+    /// PEFT version that wrote it (none for nanodex: it is not PEFT).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peft_version: Option<String>,
 }
 
@@ -94,7 +94,7 @@ impl AdapterConfig {
             modules_to_save: None,
             rank_pattern: HashMap::new(),
             alpha_pattern: HashMap::new(),
-            peft_version: Some("0.13.0".into()),
+            peft_version: None,
         }
     }
 

@@ -20,8 +20,12 @@ pub struct Conversation {
 
 /// Reads a JSONL dataset. Any malformed line is an error naming its line number (no partial runs).
 pub fn read_dataset(path: &Path) -> Result<Vec<Conversation>, LlmError> {
-    let text = std::fs::read(path).map_err(io_err(path))?;
-    let text = String::from_utf8(text).map_err(|e| LlmError::Dataset {
+    parse_dataset(path, std::fs::read(path).map_err(io_err(path))?)
+}
+
+/// Parses the bytes of a JSONL dataset read from `path` (named in errors).
+pub fn parse_dataset(path: &Path, bytes: Vec<u8>) -> Result<Vec<Conversation>, LlmError> {
+    let text = String::from_utf8(bytes).map_err(|e| LlmError::Dataset {
         path: path.to_path_buf(),
         line: 1 + e.as_bytes()[..e.utf8_error().valid_up_to()]
             .iter()
@@ -140,8 +144,9 @@ pub fn tokenize(
             continue;
         }
         let start = tok.render(&conv.messages[..k], true)?.len();
-        let end = tok.render(&conv.messages[..=k], false)?.len();
-        if !full.starts_with(&tok.render(&conv.messages[..=k], false)?) || start > end {
+        let through = tok.render(&conv.messages[..=k], false)?;
+        let end = through.len();
+        if !full.starts_with(&through) || start > end {
             return Err(LlmError::Invalid(format!(
                 "{}: the chat template does not render conversations prefix by prefix; cannot mask prompts",
                 conv.id

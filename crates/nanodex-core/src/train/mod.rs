@@ -428,7 +428,8 @@ pub fn train(
     let cfg = &req.config;
     let t = &cfg.train;
     let raw = std::fs::read(&req.dataset).map_err(io_err(&req.dataset))?;
-    let convs = data::read_dataset(&req.dataset)?;
+    let fp = fingerprint(cfg, &req.base, &raw);
+    let convs = data::parse_dataset(&req.dataset, raw)?;
     let has_checkpoint = req.out.join("checkpoint.json").is_file();
     if has_checkpoint && !req.resume {
         return Err(LlmError::Invalid(format!(
@@ -476,7 +477,6 @@ pub fn train(
         t.max_steps
     };
     std::fs::create_dir_all(&req.out).map_err(io_err(&req.out))?;
-    let fp = fingerprint(cfg, &req.base, &raw);
     let metrics_path = req.out.join("metrics.jsonl");
     let mut history: Vec<Metric> = Vec::new();
     let start = if req.resume && has_checkpoint {
