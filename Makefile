@@ -3,7 +3,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/nanodex/target
 REPO ?= $(shell python3 -c 'import sysconfig; print(sysconfig.get_paths()["stdlib"])')
 WS ?= .nanodex
 NANODEX = cargo run --release --quiet -p nanodex-cli --
-.PHONY: setup all extract graph-inspect brain brain-embed search train-lora train-qlora generate test bench bench-embed bench-brain bench-train bench-learn
+.PHONY: setup all extract graph-inspect brain brain-embed search train-lora train-qlora generate test app e2e bench-app bench bench-embed bench-brain bench-train bench-learn
 
 setup:
 	bash scripts/setup.sh
@@ -45,12 +45,20 @@ train-qlora:
 generate:
 	$(NANODEX) generate --base "$(BASE)" $(if $(ADAPTER),--adapter "$(ADAPTER)") --prompt "$(P)" $(ARGS)
 
-SHELL := bash
+# Every test: Rust (workspace), UI unit tests (vitest) and the desktop app end to end; prints summary lines.
 test:
-	cargo test --workspace --locked 2>&1 | tee /tmp/nanodex-test.log; \
-	status=$${PIPESTATUS[0]}; \
-	grep -E '^test result:' /tmp/nanodex-test.log | awk '{p+=$$4; f+=$$6; i+=$$8} END {printf "summary: %d passed, %d failed, %d skipped\n", p, f, i}'; \
-	exit $$status
+	bash scripts/test.sh
+
+# The desktop app (Tauri v2): `make app` opens the window; `make e2e` drives it under Xvfb with WebDriver.
+app:
+	cargo run --release -p nanodex-app
+
+e2e:
+	bash scripts/e2e.sh
+
+# The app on the installed Python standard library: time to first graph, frame times while panning (release build).
+bench-app:
+	NANODEX_E2E_STDLIB=1 PROFILE=release bash scripts/e2e.sh
 
 bench: bench-embed bench-brain
 	bash bench/extract.sh

@@ -9,10 +9,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use nanodex_core::extract::{self, ExtractReport, FactsCache};
+use nanodex_core::error::ExtractError;
+use nanodex_core::extract::ExtractReport;
 use nanodex_core::graph::{self, GraphStore, Inspect, NodeDetail};
 use nanodex_core::progress::{Cancel, ProgressEvent, Sink};
-use nanodex_core::{brain, config, search};
+use nanodex_core::{brain, config, pipeline, search};
 
 mod llm;
 
@@ -447,42 +448,15 @@ async fn cmd_search(
         bcfg.search.limit = n.max(1);
     }
     let ty = ty.as_deref().and_then(brain::BrainType::from_name);
-    let mut mode = search::Mode::from_name(&mode).unwrap_or(search::Mode::Hybrid);
+    let mode = search::Mode::from_name(&mode).unwrap_or(search::Mode::Hybrid);
     let store = GraphStore::open(&gcfg.graph, &args.workspace, false).await?;
-    let (state, generation) = store.brain_state().await?;
-    let Some(state) = state else {
-        anyhow::bail!(
-            "no brain in {}; run `nanodex brain --workspace {}` first",
-            args.workspace.display(),
-            args.workspace.display()
-        );
-    };
-    if state.get("generation").and_then(|g| g.as_u64()) != Some(generation) {
-        eprintln!(
-            "warning: the graph changed since the brain was built; run `nanodex brain` to refresh it"
-        );
-    }
-    let embedded = state
-        .get("embedded")
-        .and_then(|e| e.as_bool())
-        .unwrap_or(false);
-    let embedder = if mode != search::Mode::Lexical && embedded {
-        Some(brain::load_embedder(&bcfg)?)
-    } else {
-        None
-    };
-    if embedder.is_none() && mode != search::Mode::Lexical {
-        if mode == search::Mode::Vector {
-            anyhow::bail!(
-                "the brain has no embeddings; run `nanodex brain-embed --workspace {}`",
-                args.workspace.display()
-            );
-        }
-        eprintln!("note: no embeddings yet, lexical search only (run `nanodex brain-embed`)");
-        mode = search::Mode::Lexical;
-    }
-    let hits = search::search(&store, embedder.as_ref(), &question, ty, mode, &bcfg.search).await?;
+    let outcome = pipeline::search(&store, &bcfg, &args.workspace, &question, ty, mode).await;
     store.close().await;
+    let outcome = outcome?;
+    for note in &outcome.notes {
+        eprintln!("note: {note}");
+    }
+    let hits = outcome.hits;
     if json {
         print_json(&hits)?;
         return Ok(ExitCode::SUCCESS);
@@ -566,70 +540,33 @@ async fn cmd_extract(
     no_store: bool,
     json: bool,
 ) -> Result<ExitCode> {
-    let started = Instant::now();
     let cfg = config::load(common.config.as_deref())?;
-    let root = extract::check_repo(&repo)?;
-    let brain = graph::brain_dir(&common.workspace);
-    let cache_path = brain.join("facts.cache");
-    // Take the workspace (lock + store) before any work, so a second writer fails at once.
-    let mut store = if no_store {
-        None
-    } else {
-        Some(GraphStore::open(&cfg.graph, &common.workspace, true).await?)
-    };
-    let previous = if full || no_store {
-        FactsCache::default()
-    } else {
-        FactsCache::load(&cache_path)
-    };
-
     let (bar, sink, cancel) = progress_bar(json);
-
-    let (extract_cfg, root2, sink2, cancel2) = (
-        cfg.extract.clone(),
-        root.clone(),
-        sink.clone(),
-        cancel.clone(),
-    );
-    let extraction = tokio::task::spawn_blocking(move || {
-        extract::run(&extract_cfg, &root2, &previous, sink2.as_ref(), &cancel2)
-    })
-    .await
-    .context("extraction thread panicked")??;
-    let mut report = extraction.report.clone();
-    let mut write = None;
-    if let Some(store) = store.as_mut() {
-        let t = Instant::now();
-        let root_text = root.display().to_string();
-        let written = tokio::select! {
-            res = store.write(&extraction.graph, &root_text, full, sink.as_ref()) => res?,
-            _ = wait_cancel(&cancel) => anyhow::bail!("cancelled; the previous graph is unchanged"),
-        };
-        report
-            .timings_ms
-            .insert("store".into(), t.elapsed().as_millis() as u64);
-        FactsCache::new(extraction.files).save(&cache_path)?;
-        write = Some(written);
-    }
+    let opts = pipeline::ExtractOptions {
+        full,
+        no_store,
+        require_sources: false,
+    };
+    let outcome = pipeline::extract(&cfg, &repo, &common.workspace, opts, sink, &cancel)
+        .await
+        .map_err(|e| match e {
+            nanodex_core::Error::Extract(ExtractError::Cancelled) => {
+                anyhow::anyhow!("cancelled; the previous graph is unchanged")
+            }
+            e => e.into(),
+        })?;
     bar.finish_and_clear();
-    if let Some(store) = store {
-        store.close().await;
-    }
-    report
-        .timings_ms
-        .insert("total".into(), started.elapsed().as_millis() as u64);
     if json {
-        print_json(&serde_json::json!({ "report": report, "write": write }))?;
+        print_json(&serde_json::json!({ "report": outcome.report, "write": outcome.write }))?;
     } else {
-        print_report(&report, write.as_ref(), no_store, &common.workspace)?;
+        print_report(
+            &outcome.report,
+            outcome.write.as_ref(),
+            no_store,
+            &common.workspace,
+        )?;
     }
     Ok(ExitCode::SUCCESS)
-}
-
-async fn wait_cancel(cancel: &Cancel) {
-    while !cancel.is_cancelled() {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {

@@ -72,6 +72,22 @@ pub enum ExtractError {
         /// Path given.
         path: PathBuf,
     },
+    /// The repository folder cannot be listed (permissions).
+    #[error("{}: cannot read this folder ({cause}); check its permissions", path.display())]
+    Unreadable {
+        /// Path given.
+        path: PathBuf,
+        /// Cause.
+        cause: std::io::Error,
+    },
+    /// Nothing in the folder is a source file nanodex reads.
+    #[error("{}: no source files to extract (nanodex reads Python, Java, C++, C, JavaScript and TypeScript){}", path.display(), if skipped > &0 { format!("; {skipped} files were skipped (binary, too large, excluded or unreadable)") } else { String::new() })]
+    NoSources {
+        /// Path given.
+        path: PathBuf,
+        /// Files seen and skipped.
+        skipped: u64,
+    },
     /// I/O on the workspace (cache files).
     #[error("{}: {cause}", path.display())]
     Io {
@@ -187,6 +203,12 @@ pub enum BrainError {
     /// No brain has been built yet.
     #[error("no brain in {}; run `nanodex brain --workspace {}` first", workspace.display(), workspace.display())]
     Empty {
+        /// Workspace.
+        workspace: PathBuf,
+    },
+    /// The brain was built without embeddings, and vector search was asked for.
+    #[error("the brain in {} has no embeddings; run `nanodex brain-embed --workspace {}`", workspace.display(), workspace.display())]
+    NoEmbeddings {
         /// Workspace.
         workspace: PathBuf,
     },

@@ -20,9 +20,11 @@ pub mod fsutil;
 pub mod graph;
 pub mod infer;
 pub mod llm;
+pub mod pipeline;
 pub mod progress;
 pub mod search;
 pub mod secrets;
 pub mod train;
+pub mod view;
 
 pub use error::{Error, Result};

@@ -24,6 +24,14 @@ pub enum Mode {
 }
 
 impl Mode {
+    /// The mode's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Lexical => "lexical",
+            Mode::Vector => "vector",
+            Mode::Hybrid => "hybrid",
+        }
+    }
     /// Parses `lexical`, `vector` or `hybrid`.
     pub fn from_name(s: &str) -> Option<Mode> {
         match s {

@@ -151,16 +151,28 @@ enum FileOutcome {
 /// Checks that `root` is an existing directory and returns its canonical path.
 pub fn check_repo(root: &Path) -> Result<PathBuf, ExtractError> {
     match std::fs::metadata(root) {
+        Err(cause) if cause.kind() == std::io::ErrorKind::PermissionDenied => {
+            Err(ExtractError::Unreadable {
+                path: root.to_path_buf(),
+                cause,
+            })
+        }
         Err(_) => Err(ExtractError::RepoMissing {
             path: root.to_path_buf(),
         }),
         Ok(m) if !m.is_dir() => Err(ExtractError::NotADirectory {
             path: root.to_path_buf(),
         }),
-        Ok(_) => std::fs::canonicalize(root).map_err(|cause| ExtractError::Io {
-            path: root.to_path_buf(),
-            cause,
-        }),
+        Ok(_) => {
+            std::fs::read_dir(root).map_err(|cause| ExtractError::Unreadable {
+                path: root.to_path_buf(),
+                cause,
+            })?;
+            std::fs::canonicalize(root).map_err(|cause| ExtractError::Io {
+                path: root.to_path_buf(),
+                cause,
+            })
+        }
     }
 }
 

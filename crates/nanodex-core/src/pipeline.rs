@@ -1,0 +1,184 @@
+//! Whole stages run over a workspace, as every front end runs them: [`extract`] (repository → graph store +
+//! facts cache) and [`search`] (question → ranked brain nodes, hybrid when embeddings exist). The CLI and the
+//! desktop app only add their own progress display and output on top.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::brain::{self, BrainType};
+use crate::config::{BrainConfig, Config, GraphConfig};
+use crate::error::{BrainError, Error, ExtractError};
+use crate::extract::{self, CodeGraph, ExtractReport, FactsCache};
+use crate::graph::{self, GraphStore, Hit, WriteReport};
+use crate::progress::{Cancel, Sink};
+use crate::search::{self, Mode};
+
+/// How to run [`extract`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ExtractOptions {
+    /// Rebuild from scratch instead of re-parsing only changed files.
+    pub full: bool,
+    /// Parse only; leave the workspace untouched.
+    pub no_store: bool,
+    /// Fail with [`ExtractError::NoSources`] when the folder holds no source file (the app's import).
+    pub require_sources: bool,
+}
+
+/// What [`extract`] did, and the graph it wrote.
+#[derive(Debug, Clone)]
+pub struct ExtractOutcome {
+    /// Extraction report, with `store` and `total` timings.
+    pub report: ExtractReport,
+    /// What the store write did (none with `no_store`).
+    pub write: Option<WriteReport>,
+    /// The graph as written.
+    pub graph: CodeGraph,
+}
+
+async fn wait_cancel(cancel: &Cancel) {
+    while !cancel.is_cancelled() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Extracts `repo` into `workspace`: takes the workspace lock first (a second writer fails at once), parses in
+/// parallel off the async runtime reusing the facts cache, writes the graph (incrementally unless `full`), then
+/// saves the cache. Cancelling leaves the previous graph unchanged.
+pub async fn extract(
+    cfg: &Config,
+    repo: &Path,
+    workspace: &Path,
+    opts: ExtractOptions,
+    sink: Arc<dyn Sink>,
+    cancel: &Cancel,
+) -> Result<ExtractOutcome, Error> {
+    let started = Instant::now();
+    let root = extract::check_repo(repo)?;
+    let cache_path = graph::brain_dir(workspace).join("facts.cache");
+    let mut store = if opts.no_store {
+        None
+    } else {
+        Some(GraphStore::open(&cfg.graph, workspace, true).await?)
+    };
+    let previous = if opts.full || opts.no_store {
+        FactsCache::default()
+    } else {
+        FactsCache::load(&cache_path)
+    };
+    let (extract_cfg, root2, sink2, cancel2) = (
+        cfg.extract.clone(),
+        root.clone(),
+        sink.clone(),
+        cancel.clone(),
+    );
+    let extraction = tokio::task::spawn_blocking(move || {
+        extract::run(&extract_cfg, &root2, &previous, sink2.as_ref(), &cancel2)
+    })
+    .await
+    .map_err(|e| ExtractError::Io {
+        path: root.clone(),
+        cause: std::io::Error::other(format!("extraction thread failed: {e}")),
+    })??;
+    let mut report = extraction.report;
+    if opts.require_sources && report.parsed + report.reused == 0 {
+        return Err(ExtractError::NoSources {
+            path: root,
+            skipped: report.skipped.values().sum(),
+        }
+        .into());
+    }
+    let mut write = None;
+    if let Some(store) = store.as_mut() {
+        let t = Instant::now();
+        let root_text = root.display().to_string();
+        let written = tokio::select! {
+            res = store.write(&extraction.graph, &root_text, opts.full, sink.as_ref()) => res?,
+            _ = wait_cancel(cancel) => return Err(ExtractError::Cancelled.into()),
+        };
+        report
+            .timings_ms
+            .insert("store".into(), t.elapsed().as_millis() as u64);
+        FactsCache::new(extraction.files).save(&cache_path)?;
+        write = Some(written);
+    }
+    if let Some(store) = store {
+        store.close().await;
+    }
+    report
+        .timings_ms
+        .insert("total".into(), started.elapsed().as_millis() as u64);
+    Ok(ExtractOutcome {
+        report,
+        write,
+        graph: extraction.graph,
+    })
+}
+
+/// Results of [`search`], with what the caller should tell the user.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SearchOutcome {
+    /// Ranked hits.
+    pub hits: Vec<Hit>,
+    /// The mode actually used (hybrid falls back to lexical without embeddings).
+    pub mode: String,
+    /// Notes for the user (stale brain, no embeddings yet).
+    pub notes: Vec<String>,
+}
+
+/// Searches the brain of an open store: hybrid (or vector) when the brain has embeddings and the embedding
+/// model loads, lexical otherwise (with a note saying so). Fails when no brain was built, or when vector mode
+/// is asked of a brain without embeddings.
+pub async fn search(
+    store: &GraphStore,
+    cfg: &BrainConfig,
+    workspace: &Path,
+    question: &str,
+    ty: Option<BrainType>,
+    mode: Mode,
+) -> Result<SearchOutcome, Error> {
+    let (state, generation) = store.brain_state().await?;
+    let Some(state) = state else {
+        return Err(BrainError::Empty {
+            workspace: workspace.to_path_buf(),
+        }
+        .into());
+    };
+    let mut out = SearchOutcome::default();
+    if state.get("generation").and_then(|g| g.as_u64()) != Some(generation) {
+        out.notes.push(
+            "the graph changed since the brain was built; run `nanodex brain` to refresh it".into(),
+        );
+    }
+    let embedded = state
+        .get("embedded")
+        .and_then(|e| e.as_bool())
+        .unwrap_or(false);
+    let mut mode = mode;
+    let embedder = if mode != Mode::Lexical && embedded {
+        Some(brain::load_embedder(cfg)?)
+    } else {
+        None
+    };
+    if embedder.is_none() && mode != Mode::Lexical {
+        if mode == Mode::Vector {
+            return Err(BrainError::NoEmbeddings {
+                workspace: workspace.to_path_buf(),
+            }
+            .into());
+        }
+        out.notes
+            .push("no embeddings yet, lexical search only (run `nanodex brain-embed`)".into());
+        mode = Mode::Lexical;
+    }
+    out.hits = search::search(store, embedder.as_ref(), question, ty, mode, &cfg.search).await?;
+    out.mode = mode.as_str().to_string();
+    Ok(out)
+}
+
+/// Opens the store of `workspace` for reading.
+pub async fn open_read(cfg: &GraphConfig, workspace: &Path) -> Result<GraphStore, Error> {
+    Ok(GraphStore::open(cfg, workspace, false).await?)
+}

@@ -1,0 +1,118 @@
+// Shared pieces of the end-to-end tests: tauri-driver, sessions, waits, screenshots.
+import { spawn, execFileSync, type ChildProcess } from "node:child_process";
+import { mkdtempSync, mkdirSync, writeFileSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll } from "vitest";
+import { remote } from "webdriverio";
+
+export const here = dirname(fileURLToPath(import.meta.url));
+export const repoRoot = resolve(here, "../..");
+export const BIN = process.env.NANODEX_APP_BIN ?? "";
+export const OUT = resolve(process.env.E2E_OUT ?? join(here, "out"));
+export const FIXTURE = join(repoRoot, "tests/fixtures/brain");
+const PORT = 4444;
+
+export type Browser = Awaited<ReturnType<typeof remote>>;
+let driver: ChildProcess | null = null;
+const dataDir = mkdtempSync(join(tmpdir(), "nanodex-e2e-"));
+export const metrics: Record<string, unknown> = {};
+
+function startDriver(): Promise<void> {
+  driver = spawn("tauri-driver", ["--port", String(PORT)], {
+    env: { ...process.env, NANODEX_APP_DATA: dataDir },
+    stdio: ["ignore", "inherit", "inherit"],
+    detached: true, // its own process group, so the WebKitWebDriver and app it starts go down with it
+  });
+  driver.on("error", (e) => {
+    throw new Error(`cannot start tauri-driver (cargo install tauri-driver --locked): ${e.message}`);
+  });
+  return new Promise((res) => setTimeout(res, 800));
+}
+
+export async function session(): Promise<{ browser: Browser; ms: number }> {
+  const t0 = Date.now();
+  const browser = await remote({
+    hostname: "127.0.0.1",
+    port: PORT,
+    logLevel: "warn",
+    capabilities: {
+      browserName: "wry",
+      "tauri:options": { application: BIN },
+      // WebKitWebDriver speaks classic WebDriver only; WebdriverIO 9 would otherwise ask for a BiDi socket.
+      "wdio:enforceWebDriverClassic": true,
+    } as WebdriverIO.Capabilities,
+  });
+  await browser.$("body[data-ready='true']").waitForExist({ timeout: 30_000 });
+  return { browser, ms: Date.now() - t0 };
+}
+
+export async function waitGraph(browser: Browser, timeout = 120_000) {
+  await browser.$("#graph[data-ready='true']").waitForExist({ timeout });
+  await browser.waitUntil(async () => Number(await browser.$("#graph").getAttribute("data-nodes")) > 0, { timeout });
+}
+
+export async function waitIdle(browser: Browser, timeout = 300_000) {
+  await browser.waitUntil(async () => !(await browser.$("#progress").isDisplayed()), { timeout, interval: 250 });
+}
+
+export async function importPath(browser: Browser, path: string) {
+  const tab = browser.$("[data-tab='projects']");
+  await tab.click();
+  const input = browser.$("#import-path");
+  await input.setValue(path);
+  await browser.$("#import-btn").click();
+}
+
+/** Text content of the first element matching `sel` ("" when none), read in the page. */
+export async function text(browser: Browser, sel: string): Promise<string> {
+  return browser.execute((s: string) => document.querySelector(s)?.textContent ?? "", sel);
+}
+
+/** Text of every element matching `sel`. */
+export async function texts(browser: Browser, sel: string): Promise<string[]> {
+  return browser.execute((s: string) => [...document.querySelectorAll(s)].map((e) => e.textContent ?? ""), sel);
+}
+
+/** Runs `body`; on failure saves a screenshot and the app's log next to the other outputs, then rethrows. */
+export async function withEvidence(browser: Browser, name: string, body: () => Promise<void>) {
+  try {
+    await body();
+  } catch (e) {
+    await browser.saveScreenshot(join(OUT, `${name}-failure.png`)).catch(() => undefined);
+    const log = await browser.execute(() => document.querySelector("#log ul")?.textContent ?? "").catch(() => "");
+    writeFileSync(join(OUT, `${name}-failure-log.txt`), String(log));
+    throw e;
+  }
+}
+
+export function windowShot(name: string) {
+  // The whole X screen (window decorations and all), when imagemagick's `import` is there.
+  if (!process.env.DISPLAY || !existsSync("/usr/bin/import")) return;
+  try {
+    execFileSync("/usr/bin/import", ["-window", "root", join(OUT, name)], { timeout: 20_000 });
+  } catch {
+    /* the WebDriver screenshots below are the required ones */
+  }
+}
+
+/** Starts tauri-driver for the test file and writes its metrics at the end to `<OUT>/<name>.json`. */
+export function useDriver(name: string) {
+  beforeAll(async () => {
+    if (!BIN || !existsSync(BIN)) throw new Error(`NANODEX_APP_BIN must point at the built app (got "${BIN}"); run scripts/e2e.sh`);
+    mkdirSync(OUT, { recursive: true });
+    await startDriver();
+  });
+  afterAll(() => {
+    if (driver?.pid) {
+      try {
+        process.kill(-driver.pid, "SIGTERM");
+      } catch {
+        /* already gone */
+      }
+    }
+    writeFileSync(join(OUT, `${name}.json`), JSON.stringify(metrics, null, 2));
+  });
+}
+
