@@ -6,7 +6,7 @@ export default defineConfig({
   test: {
     include: [process.env.NANODEX_E2E_STDLIB === "1" ? "e2e/stdlib.e2e.test.ts" : "e2e/app.e2e.test.ts"],
     environment: "node",
-    testTimeout: 900_000,
+    testTimeout: 1_800_000,
     hookTimeout: 120_000,
     fileParallelism: false,
   },

@@ -250,8 +250,9 @@ fn now_ms() -> u64 {
 }
 
 /// Imports (or re-imports, incrementally) a repository: extract into its workspace, report the graph, then
-/// build the brain (summaries always; embeddings when the embedding model is installed). A brain failure is a
-/// warning: the graph stays usable.
+/// build the brain (summaries always; embeddings when the embedding model is installed). A brain failure, or a
+/// cancel once the graph is stored, is a warning: the graph stays usable. Cancelling before that is an error
+/// and leaves the previous graph unchanged.
 pub async fn import(
     cfg: &Config,
     bcfg: &BrainConfig,
@@ -307,7 +308,13 @@ pub async fn import(
             store.close().await;
             nodes?
         }
-        Err(e) if cancel.is_cancelled() => return Err(e.into()),
+        Err(_) if cancel.is_cancelled() => {
+            // The graph is stored and usable; only the brain was stopped.
+            observer.warn(
+                "brain build cancelled; the graph is saved (re-import to build the brain)".into(),
+            );
+            vec![]
+        }
         Err(e) => {
             observer.warn(format!("brain not built: {e}"));
             vec![]

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll } from "vitest";
+import { createServer, type AddressInfo } from "node:net";
 import { remote } from "webdriverio";
 
 export const here = dirname(fileURLToPath(import.meta.url));
@@ -12,15 +13,29 @@ export const repoRoot = resolve(here, "../..");
 export const BIN = process.env.NANODEX_APP_BIN ?? "";
 export const OUT = resolve(process.env.E2E_OUT ?? join(here, "out"));
 export const FIXTURE = join(repoRoot, "tests/fixtures/brain");
-const PORT = 4444;
+let PORT = 0;
+
+/** A free local TCP port, so a driver left over from another run never answers for this one. */
+function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.on("error", rej);
+    srv.listen(0, "127.0.0.1", () => {
+      const port = (srv.address() as AddressInfo).port;
+      srv.close(() => res(port));
+    });
+  });
+}
 
 export type Browser = Awaited<ReturnType<typeof remote>>;
 let driver: ChildProcess | null = null;
 const dataDir = mkdtempSync(join(tmpdir(), "nanodex-e2e-"));
 export const metrics: Record<string, unknown> = {};
 
-function startDriver(): Promise<void> {
-  driver = spawn("tauri-driver", ["--port", String(PORT)], {
+async function startDriver(): Promise<void> {
+  PORT = await freePort();
+  const native = await freePort();
+  driver = spawn("tauri-driver", ["--port", String(PORT), "--native-port", String(native)], {
     env: { ...process.env, NANODEX_APP_DATA: dataDir },
     stdio: ["ignore", "inherit", "inherit"],
     detached: true, // its own process group, so the WebKitWebDriver and app it starts go down with it
@@ -28,7 +43,7 @@ function startDriver(): Promise<void> {
   driver.on("error", (e) => {
     throw new Error(`cannot start tauri-driver (cargo install tauri-driver --locked): ${e.message}`);
   });
-  return new Promise((res) => setTimeout(res, 800));
+  await new Promise((res) => setTimeout(res, 800));
 }
 
 export async function session(): Promise<{ browser: Browser; ms: number }> {
@@ -97,8 +112,17 @@ export function windowShot(name: string) {
   }
 }
 
+let metricsName = "metrics";
+
+/** Writes the metrics gathered so far (also called at the end), so a timed-out run still leaves its figures. */
+export function saveMetrics() {
+  mkdirSync(OUT, { recursive: true });
+  writeFileSync(join(OUT, `${metricsName}.json`), JSON.stringify(metrics, null, 2));
+}
+
 /** Starts tauri-driver for the test file and writes its metrics at the end to `<OUT>/<name>.json`. */
 export function useDriver(name: string) {
+  metricsName = name;
   beforeAll(async () => {
     if (!BIN || !existsSync(BIN)) throw new Error(`NANODEX_APP_BIN must point at the built app (got "${BIN}"); run scripts/e2e.sh`);
     mkdirSync(OUT, { recursive: true });
@@ -112,7 +136,7 @@ export function useDriver(name: string) {
         /* already gone */
       }
     }
-    writeFileSync(join(OUT, `${name}.json`), JSON.stringify(metrics, null, 2));
+    saveMetrics();
   });
 }
 

@@ -31,7 +31,8 @@ const style: cytoscape.StylesheetJson = [
       color: "#dbe4f3",
       "font-family": "Inter, 'DejaVu Sans', system-ui, sans-serif",
       "font-size": 11,
-      "min-zoomed-font-size": 8,
+      // Labels whose on-screen size would fall below 9 px are not drawn: zoomed out, only big nodes keep theirs.
+      "min-zoomed-font-size": 9,
       "text-wrap": "ellipsis",
       "text-max-width": "140px",
       "text-outline-color": "#0f1629",
@@ -50,6 +51,7 @@ const style: cytoscape.StylesheetJson = [
       "border-color": "#0f1629",
       "text-valign": "bottom",
       "text-margin-y": 4,
+      "font-size": "mapData(size, 1, 4, 10, 18)",
     },
   },
   {
@@ -62,7 +64,7 @@ const style: cytoscape.StylesheetJson = [
       "border-width": 1.5,
       "border-color": "#5b6b98",
       "text-valign": "center",
-      "font-size": 12,
+      "font-size": "mapData(size, 1, 4, 12, 22)",
       "font-weight": 600,
     },
   },
@@ -211,7 +213,7 @@ export class GraphCanvas {
     const n = this.cy.nodes().length;
     const layout = this.cy.layout({
       name: "fcose",
-      quality: n > 800 ? "draft" : "default",
+      quality: n > 2500 ? "draft" : "default",
       randomize,
       animate: false,
       fit,
@@ -223,13 +225,14 @@ export class GraphCanvas {
       edgeElasticity: 0.2,
       nestingFactor: 0.6,
       gravity: 0.3,
-      numIter: n > 800 ? 1200 : 2500,
+      numIter: n > 800 ? 1000 : 2500,
       tile: true,
     } as cytoscape.LayoutOptions);
     this.layoutRunning = layout;
     return new Promise((resolve) => {
       layout.one("layoutstop", () => {
         this.layoutRunning = null;
+        if (fit) this.cy.fit(undefined, 40);
         this.cb.onLayout(this.positions());
         resolve();
       });
@@ -281,6 +284,7 @@ export class GraphCanvas {
     } catch {
       observer = null; // WebKit has no long-task timeline; frame times below tell the same story.
     }
+    const start = { ...this.cy.pan() };
     return new Promise((resolve) => {
       const gaps: number[] = [];
       let last = performance.now();
@@ -294,6 +298,7 @@ export class GraphCanvas {
         if (++i < frames) requestAnimationFrame(step);
         else {
           observer?.disconnect();
+          this.cy.pan(start);
           const sorted = gaps.slice(1).sort((a, b) => a - b);
           resolve({
             frames: sorted.length,

@@ -7,8 +7,8 @@ import { open as openDialog } from "@tauri-apps/plugin-dialog";
 import { api, events } from "./api";
 import { ago, baseName, count, dropTarget, duration, escapeHtml as h, eta, stageName } from "./format";
 import { GraphCanvas, EDGE_COLORS } from "./graph";
-import { EDGE_KINDS, GraphModel, defaultFilters, initialExpansion, type Filters, type NodeEl } from "./model";
-import { renderPanel } from "./panel";
+import { EDGE_KINDS, GraphModel, clip, defaultFilters, initialExpansion, type Filters, type NodeEl } from "./model";
+import { prose, renderPanel } from "./panel";
 import type { LogEntry, ProjectEntry, ProjectPayload, SearchPayload } from "./types";
 
 const app = document.getElementById("app")!;
@@ -227,6 +227,7 @@ void getCurrentWebview().onDragDropEvent((event) => {
 
 // ---- progress ---------------------------------------------------------------------------------------------
 function showProgress(p: { stage: string; done: number; total: number | null; rate: number; message: string }) {
+  if ($("#progress").hidden) $("#progress").classList.remove("compact");
   $("#progress").hidden = false;
   $("#p-stage").textContent = stageName(p.stage);
   const frac = p.total ? Math.min(1, p.done / p.total) : null;
@@ -250,6 +251,8 @@ void events.onProgress((p) => {
 void events.onGraphReady(async () => {
   const p = await api.currentProject();
   if (!p) return;
+  // The graph is usable now: shrink the progress card to a corner while the brain is built behind it.
+  $("#progress").classList.add("compact");
   const first = !state.project || state.project.entry.repo !== p.entry.repo;
   await showProject(p, first);
   const ms = performance.now() - state.importStarted;
@@ -266,7 +269,11 @@ void events.onFinished(async (f) => {
       await showProject(p, !state.project || state.project.entry.repo !== p.entry.repo);
       canvas.fit(); // the brain's capabilities arrived: show the whole result of the import
     }
-    addLog({ level: "info", message: `imported ${baseName(f.repo)} in ${duration(f.elapsed_ms)}`, time_ms: Date.now() });
+    addLog({
+      level: "info",
+      message: `imported ${baseName(f.repo)} in ${duration(f.elapsed_ms)}${f.cancelled ? " (brain cancelled)" : ""}`,
+      time_ms: Date.now(),
+    });
     $("#graph").dataset.importMs = String(f.elapsed_ms);
   } else if (f.cancelled) {
     message("Import cancelled. The previous graph (if any) is unchanged.", "info");
@@ -439,7 +446,7 @@ function renderResults(r: SearchPayload) {
   for (const b of r.brain) {
     lastResults.push({ id: b.target ?? b.id, module: b.module });
     rows.push(`<button class="search-result brain" data-i="${lastResults.length - 1}"><span class="badge t-${h(b.type)}">${h(b.type)}</span>
-      <span class="rname">${h(b.name)}</span><span class="rsum">${h(b.summary.slice(0, 140))}</span></button>`);
+      <span class="rname">${h(b.name)}</span><span class="rsum">${prose(clip(b.summary, 160))}</span></button>`);
   }
   for (const n of r.notes) rows.push(`<div class="rnote">${h(n)}</div>`);
   if (!rows.length) rows.push(`<div class="rnote">No match.</div>`);

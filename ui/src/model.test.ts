@@ -97,11 +97,33 @@ describe("GraphModel", () => {
 
   it("keeps only the heaviest edges past the limit", () => {
     const all = new Set(["package:app", "package:core", "package:ui"]);
-    const els = model.elements(all, defaultFilters(), { maxEdges: 1, capabilitiesPerModule: 0 });
+    const els = model.elements(all, defaultFilters(), { maxEdges: 1, capabilitiesPerModule: 0, maxCapabilities: 0 });
     const folded = els.edges.filter((e) => e.kind !== "provides");
     expect(folded).toHaveLength(1);
     expect(folded[0].id).toBe("calls:module:test->module:db");
     expect(els.droppedEdges).toBeGreaterThan(0);
+  });
+
+  it("spends the capability budget on modules of opened packages, larger first", () => {
+    const many: GraphView = {
+      ...view,
+      capabilities: [
+        { id: "c_main", name: "main.py.run", module: "module:main", refs: [] },
+        { id: "c_db1", name: "db.py.a", module: "module:db", refs: [] },
+        { id: "c_db2", name: "db.py.b", module: "module:db", refs: [] },
+        { id: "c_model", name: "model.py.c", module: "module:model", refs: [] },
+      ],
+    };
+    const m = new GraphModel(many);
+    const all = new Set(["package:app", "package:core"]);
+    const caps = (max: number) =>
+      m
+        .elements(all, defaultFilters(), { maxEdges: 100, capabilitiesPerModule: 6, maxCapabilities: max })
+        .nodes.filter((n) => n.kind === "capability")
+        .map((n) => n.id);
+    expect(caps(10).sort()).toEqual(["c_db1", "c_db2", "c_main", "c_model"]);
+    expect(caps(3)).toEqual(["c_db1", "c_db2", "c_model"]); // db (10 functions) before model, main (top level) last
+    expect(caps(2)).toEqual(["c_db1", "c_db2"]);
   });
 
   it("expands the ancestors of a search hit so it becomes visible", () => {

@@ -56,9 +56,11 @@ export interface Elements {
 export interface Limits {
   maxEdges: number;
   capabilitiesPerModule: number;
+  /** Capability nodes in all; modules inside expanded packages get theirs first, the largest first. */
+  maxCapabilities: number;
 }
 
-const LIMITS: Limits = { maxEdges: 3000, capabilitiesPerModule: 6 };
+const LIMITS: Limits = { maxEdges: 3000, capabilitiesPerModule: 6, maxCapabilities: 150 };
 
 const size = (n: number) => 1 + Math.min(3, Math.log10(1 + n));
 
@@ -209,20 +211,37 @@ export class GraphModel {
       else folded.set(key, { id: key, source: s, target: t, kind: e.kind, weight: e.weight });
     }
     let edges = [...folded.values()];
+    // A hairball tells nothing: at most four edges per visible node (and the absolute limit), heaviest first.
+    const budget = Math.min(limits.maxEdges, Math.max(200, nodes.length * 4));
     let droppedEdges = 0;
-    if (edges.length > limits.maxEdges) {
+    if (edges.length > budget) {
       edges.sort((a, b) => b.weight - a.weight || a.id.localeCompare(b.id));
-      droppedEdges = edges.length - limits.maxEdges;
-      edges = edges.slice(0, limits.maxEdges);
+      droppedEdges = edges.length - budget;
+      edges = edges.slice(0, budget);
     }
 
     if (filters.capabilities) {
-      const perModule = new Map<string, number>();
+      // Which visible modules show their capabilities: those the user opened a package for before top-level
+      // ones, larger modules first, until the budget is spent.
+      const byModule = new Map<string, typeof this.view.capabilities>();
       for (const c of this.view.capabilities) {
         if (!visible.has(c.module) || !this.modules.has(c.module)) continue;
-        const n = perModule.get(c.module) ?? 0;
-        if (n >= limits.capabilitiesPerModule) continue;
-        perModule.set(c.module, n + 1);
+        const list = byModule.get(c.module) ?? [];
+        if (list.length < limits.capabilitiesPerModule) list.push(c);
+        byModule.set(c.module, list);
+      }
+      const order = [...byModule.keys()].sort((a, b) => {
+        const ma = this.modules.get(a)!;
+        const mb = this.modules.get(b)!;
+        return Number(!ma.package) - Number(!mb.package) || mb.functions - ma.functions || a.localeCompare(b);
+      });
+      const chosen: typeof this.view.capabilities = [];
+      for (const m of order) {
+        const list = byModule.get(m)!;
+        if (chosen.length + list.length > limits.maxCapabilities) break;
+        chosen.push(...list);
+      }
+      for (const c of chosen) {
         // Capabilities are named by qualified name; inside their module's neighbourhood the module part is noise.
         const prefix = `${this.modules.get(c.module)!.qname}.`;
         const short = c.name.startsWith(prefix) ? c.name.slice(prefix.length) : c.name;

@@ -13,6 +13,8 @@ struct Recorder {
     events: Mutex<Vec<ProgressEvent>>,
     ready: Mutex<Vec<usize>>,
     warnings: Mutex<Vec<String>>,
+    /// Cancelled as soon as the graph is reported (a user pressing Cancel during the brain build).
+    cancel_on_ready: Option<Cancel>,
 }
 
 impl Sink for Recorder {
@@ -24,6 +26,9 @@ impl Sink for Recorder {
 impl ImportObserver for Recorder {
     fn graph_ready(&self, loaded: Arc<Loaded>) {
         self.ready.lock().unwrap().push(loaded.view.modules.len());
+        if let Some(c) = &self.cancel_on_ready {
+            c.cancel();
+        }
     }
     fn warn(&self, message: String) {
         self.warnings.lock().unwrap().push(message);
@@ -214,6 +219,35 @@ fn a_cancelled_import_fails_and_leaves_nothing_half_written() {
     assert!(format!("{err:#}").contains("cancelled"), "{err:#}");
     let ws = workspace_for(tmp.path(), &fixture("python").canonicalize().unwrap());
     assert!(!session_path(&ws).exists());
+}
+
+#[test]
+fn cancelling_during_the_brain_build_keeps_the_stored_graph() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (cfg, mut bcfg) = load_configs().unwrap();
+    bcfg.embed.enabled = false;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let cancel = Cancel::new();
+    let rec = Arc::new(Recorder {
+        cancel_on_ready: Some(cancel.clone()),
+        ..Recorder::default()
+    });
+    let loaded = rt
+        .block_on(import(
+            &cfg,
+            &bcfg,
+            tmp.path(),
+            &fixture("brain"),
+            rec.clone(),
+            &cancel,
+        ))
+        .unwrap();
+    assert!(!loaded.entry.has_brain && loaded.brain.is_empty());
+    assert!(loaded.view.modules.len() >= 6);
+    let warnings = rec.warnings.lock().unwrap().join(" ");
+    assert!(warnings.contains("brain build cancelled"), "{warnings}");
+    let reopened = rt.block_on(open(&cfg, loaded.entry.clone())).unwrap();
+    assert_eq!(reopened.view.modules, loaded.view.modules);
 }
 
 #[test]

@@ -98,7 +98,7 @@ fn capabilities_attach_to_the_module_of_their_first_known_function() {
     );
 
     let index = GraphIndex::new(&graph);
-    let panel = node_view(&index, &[cap.clone()], &cap.id).unwrap();
+    let panel = node_view(&index, std::slice::from_ref(&cap), &cap.id).unwrap();
     assert_eq!(panel.ty, "capability");
     assert_eq!(panel.relations[0].links.len(), 1);
     assert_eq!(panel.relations[0].links[0].id, charge);
