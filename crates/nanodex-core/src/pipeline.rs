@@ -68,9 +68,47 @@ pub async fn extract(
     } else {
         FactsCache::load(&cache_path)
     };
+    let result = extract_and_write(
+        cfg,
+        &root,
+        &cache_path,
+        opts,
+        previous,
+        store.as_mut(),
+        sink,
+        cancel,
+    )
+    .await;
+    // Close the store on every path, so the embedded engine shuts down cleanly (and releases its lock) before
+    // the caller reopens the workspace.
+    if let Some(store) = store {
+        store.close().await;
+    }
+    let (mut report, write, graph) = result?;
+    report
+        .timings_ms
+        .insert("total".into(), started.elapsed().as_millis() as u64);
+    Ok(ExtractOutcome {
+        report,
+        write,
+        graph,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn extract_and_write(
+    cfg: &Config,
+    root: &Path,
+    cache_path: &Path,
+    opts: ExtractOptions,
+    previous: FactsCache,
+    store: Option<&mut GraphStore>,
+    sink: Arc<dyn Sink>,
+    cancel: &Cancel,
+) -> Result<(ExtractReport, Option<WriteReport>, CodeGraph), Error> {
     let (extract_cfg, root2, sink2, cancel2) = (
         cfg.extract.clone(),
-        root.clone(),
+        root.to_path_buf(),
         sink.clone(),
         cancel.clone(),
     );
@@ -79,19 +117,19 @@ pub async fn extract(
     })
     .await
     .map_err(|e| ExtractError::Io {
-        path: root.clone(),
+        path: root.to_path_buf(),
         cause: std::io::Error::other(format!("extraction thread failed: {e}")),
     })??;
     let mut report = extraction.report;
     if opts.require_sources && report.parsed + report.reused == 0 {
         return Err(ExtractError::NoSources {
-            path: root,
+            path: root.to_path_buf(),
             skipped: report.skipped.values().sum(),
         }
         .into());
     }
     let mut write = None;
-    if let Some(store) = store.as_mut() {
+    if let Some(store) = store {
         let t = Instant::now();
         let root_text = root.display().to_string();
         let written = tokio::select! {
@@ -101,20 +139,10 @@ pub async fn extract(
         report
             .timings_ms
             .insert("store".into(), t.elapsed().as_millis() as u64);
-        FactsCache::new(extraction.files).save(&cache_path)?;
+        FactsCache::new(extraction.files).save(cache_path)?;
         write = Some(written);
     }
-    if let Some(store) = store {
-        store.close().await;
-    }
-    report
-        .timings_ms
-        .insert("total".into(), started.elapsed().as_millis() as u64);
-    Ok(ExtractOutcome {
-        report,
-        write,
-        graph: extraction.graph,
-    })
+    Ok((report, write, extraction.graph))
 }
 
 /// Results of [`search`], with what the caller should tell the user.
