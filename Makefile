@@ -56,9 +56,9 @@ app:
 e2e:
 	bash scripts/e2e.sh
 
-# The app on the installed Python standard library: time to first graph, frame times while panning (release build).
+# The app on the installed Python standard library: time to first graph, frame times while panning (PROFILE=release for a release build).
 bench-app:
-	NANODEX_E2E_STDLIB=1 PROFILE=release bash scripts/e2e.sh
+	NANODEX_E2E_STDLIB=1 bash scripts/e2e.sh
 
 bench: bench-embed bench-brain
 	bash bench/extract.sh
