@@ -119,6 +119,8 @@ impl BrainNode {
 
     /// The text indexed for lexical search: the name, its words, and the first two sentences of the summary
     /// (what the node is; the later sentences list related names, which would make every neighbour match).
+    /// Signature sentences are left out: their parameter names (`parse_float`, `object_hook` ...) match question
+    /// words by accident and lengthen the text, which BM25 penalises.
     pub fn search_text(&self) -> String {
         let lead: Vec<&str> = self
             .meta
@@ -126,8 +128,9 @@ impl BrainNode {
             .and_then(|s| s.as_array())
             .map(|s| {
                 s.iter()
-                    .take(2)
                     .filter_map(|x| x["text"].as_str())
+                    .filter(|t| !t.starts_with("Signature: "))
+                    .take(2)
                     .collect()
             })
             .unwrap_or_default();
