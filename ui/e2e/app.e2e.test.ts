@@ -4,7 +4,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { FIXTURE, OUT, importPath, metrics, session, useDriver, waitGraph, waitIdle, text, texts, windowShot, withEvidence } from "./helpers";
+import { FIXTURE, OUT, drop, importPath, metrics, session, useDriver, waitGraph, waitIdle, text, texts, windowShot, withEvidence } from "./helpers";
 
 useDriver("metrics");
 
@@ -92,6 +92,7 @@ describe("nanodex desktop app", () => {
     await waitGraph(b2);
     metrics.reopenMs = Date.now() - t1;
     step("reopen");
+
     const after = await b2.execute(() => window.nanodexDiagnostics.positions());
     const ids = Object.keys(before);
     expect(ids.length).toBeGreaterThan(3);
@@ -99,6 +100,16 @@ describe("nanodex desktop app", () => {
       expect(after[id], id).toBeDefined();
       expect(Math.abs(after[id][0] - before[id][0]) + Math.abs(after[id][1] - before[id][1]), id).toBeLessThan(1);
     }
+
+    // Dropping folders on the window: two at once is refused; one imports it and shows its graph.
+    await drop(b2, [FIXTURE, join(FIXTURE, "..", "python")]);
+    await b2.waitUntil(async () => (await text(b2, "#message")).includes("one repository folder at a time"), { timeout: 10_000 });
+    await drop(b2, [join(FIXTURE, "..", "python")]);
+    await b2.waitUntil(async () => (await text(b2, "#s-workspace")).startsWith("python"), { timeout: 60_000 });
+    await waitIdle(b2);
+    await waitGraph(b2);
+    expect(await texts(b2, "#recent .name")).toEqual(["python", "brain"]);
+    step("drop");
     });
     await b2.deleteSession();
   });

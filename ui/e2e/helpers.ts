@@ -80,6 +80,20 @@ export async function importPath(browser: Browser, path: string) {
   await browser.$("#import-btn").click();
 }
 
+/** Delivers the event Tauri's webview emits when folders are dropped on the window (what the OS drag ends in;
+ *  WebDriver cannot perform an OS-level drag). */
+export async function drop(browser: Browser, paths: string[]) {
+  await browser.execute(async (p: string[]) => {
+    const internals = (window as unknown as { __TAURI_INTERNALS__: { invoke: (cmd: string, args: unknown) => Promise<unknown> } })
+      .__TAURI_INTERNALS__;
+    await internals.invoke("plugin:event|emit_to", {
+      target: { kind: "Webview", label: "main" },
+      event: "tauri://drag-drop",
+      payload: { paths: p, position: { x: 200, y: 200 } },
+    });
+  }, paths);
+}
+
 /** Text content of the first element matching `sel` ("" when none), read in the page. */
 export async function text(browser: Browser, sel: string): Promise<string> {
   return browser.execute((s: string) => document.querySelector(s)?.textContent ?? "", sel);
