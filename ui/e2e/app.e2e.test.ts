@@ -1,8 +1,9 @@
 // End to end in the real app: tauri-driver starts the nanodex binary under Xvfb; WebdriverIO drives its window.
 // Env: NANODEX_APP_BIN (the built app, absolute), E2E_OUT (screenshots + metrics; default ui/e2e/out).
-import { mkdtempSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { FIXTURE, OUT, drop, importPath, metrics, session, useDriver, waitGraph, waitIdle, text, texts, windowShot, withEvidence } from "./helpers";
 
@@ -110,6 +111,24 @@ describe("nanodex desktop app", () => {
     await waitGraph(b2);
     expect(await texts(b2, "#recent .name")).toEqual(["python", "brain"]);
     step("drop");
+
+    // Cancel: a larger import (a copy of the Python standard library) stopped while it parses leaves a message,
+    // the previous project on screen, and no entry in the recent list.
+    const big = join(mkdtempSync(join(tmpdir(), "nanodex-cancel-")), "stdlib-copy");
+    execFileSync("python3", [
+      "-c",
+      "import shutil, sys, sysconfig; shutil.copytree(sysconfig.get_paths()['stdlib'], sys.argv[1], symlinks=True, " +
+        "ignore=shutil.ignore_patterns('site-packages', 'test', 'tests', 'idle_test', '__pycache__'))",
+      big,
+    ]);
+    await importPath(b2, big);
+    await b2.$("#cancel").waitForDisplayed({ timeout: 10_000 });
+    await b2.$("#cancel").click();
+    await b2.waitUntil(async () => (await text(b2, "#message")).includes("Import cancelled"), { timeout: 60_000 });
+    expect(await texts(b2, "#recent .name")).toEqual(["python", "brain"]);
+    expect(await text(b2, "#s-workspace")).toMatch(/^python/);
+    rmSync(dirname(big), { recursive: true, force: true });
+    step("cancel");
     });
     await b2.deleteSession();
   });
