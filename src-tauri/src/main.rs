@@ -402,10 +402,7 @@ async fn search(
                 .iter()
                 .find(|b| b.id == h.id)
                 .and_then(|b| b.refs.first().cloned());
-            let module = primary
-                .as_deref()
-                .and_then(|p| loaded.detail(p))
-                .and_then(|(n, _)| n.module);
+            let module = primary.as_deref().and_then(|p| loaded.module_of(p));
             BrainHitPayload {
                 id: h.id,
                 ty: h.ty,

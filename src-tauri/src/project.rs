@@ -146,6 +146,15 @@ impl Loaded {
         Some((node, excerpt))
     }
 
+    /// The module holding code node `id` (what the graph focuses for it).
+    pub fn module_of(&self, id: &str) -> Option<String> {
+        let index = GraphIndex::new(&self.graph);
+        index
+            .node(id)
+            .and_then(|n| index.module_of(n))
+            .map(|m| m.id.to_string())
+    }
+
     /// Symbols by name.
     pub fn symbols(&self, query: &str, limit: usize) -> Vec<view::SymbolHit> {
         view::find_symbols(&GraphIndex::new(&self.graph), query, limit)

@@ -169,6 +169,8 @@ fn import_reports_the_graph_early_builds_the_brain_and_reopens_from_cache_or_sto
     }
 
     let charge = loaded.symbols("charge", 5).remove(0);
+    assert_eq!(loaded.module_of(&charge.id), charge.module);
+    assert!(charge.module.is_some());
     let (panel, excerpt) = loaded.detail(&charge.id).unwrap();
     assert!(panel.callers.iter().any(|c| c.name == "try_charge"));
     assert!(panel.summary.is_some(), "the brain summarises charge()");
