@@ -291,7 +291,8 @@ pub async fn import(
     };
     let graph = Arc::new(outcome.graph);
     observer.graph_ready(Arc::new(Loaded::new(entry.clone(), graph.clone(), vec![])));
-    let embed = bcfg.embed.enabled && brain::load_embedder(bcfg).is_ok();
+    // Checked on disk; `brain::run` loads the model itself (and reports a broken one as an error).
+    let embed = bcfg.embed.enabled && brain::embedder_installed(bcfg);
     if bcfg.embed.enabled && !embed {
         observer.warn(
             "embedding model not installed (run scripts/models.sh): natural-language search is lexical only"

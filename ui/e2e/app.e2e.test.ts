@@ -1,11 +1,10 @@
 // End to end in the real app: tauri-driver starts the nanodex binary under Xvfb; WebdriverIO drives its window.
 // Env: NANODEX_APP_BIN (the built app, absolute), E2E_OUT (screenshots + metrics; default ui/e2e/out).
-import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { FIXTURE, OUT, drop, importPath, metrics, session, useDriver, waitGraph, waitIdle, text, texts, windowShot, withEvidence } from "./helpers";
+import { FIXTURE, OUT, copyStdlib, drop, importPath, metrics, session, useDriver, waitGraph, waitIdle, text, texts, windowShot, withEvidence } from "./helpers";
 
 useDriver("metrics");
 
@@ -114,13 +113,7 @@ describe("nanodex desktop app", () => {
 
     // Cancel: a larger import (a copy of the Python standard library) stopped while it parses leaves a message,
     // the previous project on screen, and no entry in the recent list.
-    const big = join(mkdtempSync(join(tmpdir(), "nanodex-cancel-")), "stdlib-copy");
-    execFileSync("python3", [
-      "-c",
-      "import shutil, sys, sysconfig; shutil.copytree(sysconfig.get_paths()['stdlib'], sys.argv[1], symlinks=True, " +
-        "ignore=shutil.ignore_patterns('site-packages', 'test', 'tests', 'idle_test', '__pycache__'))",
-      big,
-    ]);
+    const big = copyStdlib();
     await importPath(b2, big);
     await b2.$("#cancel").waitForDisplayed({ timeout: 10_000 });
     await b2.$("#cancel").click();

@@ -94,6 +94,19 @@ export async function drop(browser: Browser, paths: string[]) {
   }, paths);
 }
 
+/** A fresh copy of the installed Python standard library as the benchmarks use it (no site-packages, tests or
+ *  caches); returns its path. */
+export function copyStdlib(): string {
+  const dir = join(mkdtempSync(join(tmpdir(), "nanodex-stdlib-")), "python-stdlib");
+  execFileSync("python3", [
+    "-c",
+    "import shutil, sys, sysconfig; shutil.copytree(sysconfig.get_paths()['stdlib'], sys.argv[1], symlinks=True, " +
+      "ignore=shutil.ignore_patterns('site-packages', 'test', 'tests', 'idle_test', '__pycache__'))",
+    dir,
+  ]);
+  return dir;
+}
+
 /** Text content of the first element matching `sel` ("" when none), read in the page. */
 export async function text(browser: Browser, sel: string): Promise<string> {
   return browser.execute((s: string) => document.querySelector(s)?.textContent ?? "", sel);

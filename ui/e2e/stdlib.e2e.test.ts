@@ -1,24 +1,15 @@
 // On demand (`make bench-app`): the installed Python standard library in the real app — time from import to
 // first graph, frame times while panning it, and screenshots.
-import { execFileSync } from "node:child_process";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "vitest";
-import { OUT, importPath, metrics, saveMetrics, session, useDriver, waitGraph, waitIdle, withEvidence } from "./helpers";
+import { OUT, copyStdlib, importPath, metrics, saveMetrics, session, useDriver, waitGraph, waitIdle, withEvidence } from "./helpers";
 
 useDriver("stdlib");
 
 describe("nanodex desktop app on the standard library", () => {
   it("imports the Python standard library and stays responsive", async () => {
     // The standard library itself, as the benchmarks use it: a copy without site-packages, tests and caches.
-    const stdlib = join(mkdtempSync(join(tmpdir(), "nanodex-stdlib-")), "python-stdlib");
-    execFileSync("python3", [
-      "-c",
-      "import shutil, sys, sysconfig; shutil.copytree(sysconfig.get_paths()['stdlib'], sys.argv[1], symlinks=True, " +
-        "ignore=shutil.ignore_patterns('site-packages', 'test', 'tests', 'idle_test', '__pycache__'))",
-      stdlib,
-    ]);
+    const stdlib = copyStdlib();
     const { browser } = await session();
     await withEvidence(browser, "stdlib", async () => {
     const t0 = Date.now();

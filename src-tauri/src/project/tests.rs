@@ -246,6 +246,15 @@ fn cancelling_during_the_brain_build_keeps_the_stored_graph() {
 }
 
 #[test]
+fn embedding_model_presence_is_checked_on_disk() {
+    let (_, mut bcfg) = load_configs().unwrap();
+    // scripts/models.sh installs the defaults (CI runs it); a model folder that does not exist is not installed.
+    assert!(brain::embedder_installed(&bcfg), "run scripts/models.sh");
+    bcfg.embed.model = "/nonexistent/minilm".into();
+    assert!(!brain::embedder_installed(&bcfg));
+}
+
+#[test]
 fn layouts_round_trip() {
     let tmp = tempfile::tempdir().unwrap();
     assert_eq!(load_layout(tmp.path()), Layout::default());

@@ -409,14 +409,27 @@ pub fn embed_nodes(
 
 /// Loads the embedding model configured in `cfg`.
 pub fn load_embedder(cfg: &BrainConfig) -> Result<Embedder, Error> {
-    let runtime = (!cfg.embed.runtime.is_empty()).then(|| PathBuf::from(&cfg.embed.runtime));
-    let paths = ModelPaths::resolve(runtime.as_deref(), Some(&cfg.embed.model));
+    let paths = embed_paths(cfg);
     let opts = EmbedOptions {
         batch: cfg.embed.batch,
         threads: cfg.embed.threads,
         max_tokens: cfg.embed.max_tokens,
     };
     Ok(Embedder::load(&paths, &opts)?)
+}
+
+fn embed_paths(cfg: &BrainConfig) -> ModelPaths {
+    let runtime = (!cfg.embed.runtime.is_empty()).then(|| PathBuf::from(&cfg.embed.runtime));
+    ModelPaths::resolve(runtime.as_deref(), Some(&cfg.embed.model))
+}
+
+/// Whether the ONNX Runtime library and the embedding model of `cfg` are on disk (without loading them), so a
+/// front end can decide to embed or say why it does not.
+pub fn embedder_installed(cfg: &BrainConfig) -> bool {
+    let paths = embed_paths(cfg);
+    paths.runtime.is_file()
+        && paths.model_dir.join("model.onnx").is_file()
+        && paths.model_dir.join("tokenizer.json").is_file()
 }
 
 /// Builds (or re-embeds) the brain of `workspace`'s graph.
