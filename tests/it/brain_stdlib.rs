@@ -13,6 +13,8 @@ use crate::{default_config, rt};
 #[derive(serde::Deserialize)]
 struct Questions {
     questions: Vec<Question>,
+    /// A second sample, written later (see `extra_note` in the file).
+    extra: Vec<Question>,
 }
 
 #[derive(serde::Deserialize)]
@@ -60,37 +62,34 @@ fn stdlib_search_recall_lexical_vector_hybrid() {
     let recall = rt.block_on(async {
         let store = GraphStore::open(&cfg.graph, &ws, false).await.unwrap();
         let mut recall = Vec::new();
-        for mode in [Mode::Lexical, Mode::Vector, Mode::Hybrid] {
-            let (mut at1, mut at5) = (0, 0);
-            for q in &questions.questions {
-                let hits = search::search(&store, Some(&embedder), &q.q, None, mode, &search_cfg)
-                    .await
-                    .unwrap();
-                let r = rank(&hits, q);
-                if r == Some(0) {
-                    at1 += 1;
+        for (set, qs) in [("stdlib", &questions.questions), ("extra", &questions.extra)] {
+            for mode in [Mode::Lexical, Mode::Vector, Mode::Hybrid] {
+                let (mut at1, mut at5) = (0, 0);
+                for q in qs {
+                    let hits =
+                        search::search(&store, Some(&embedder), &q.q, None, mode, &search_cfg)
+                            .await
+                            .unwrap();
+                    let r = rank(&hits, q);
+                    if r == Some(0) {
+                        at1 += 1;
+                    }
+                    if r.is_some_and(|r| r < 5) {
+                        at5 += 1;
+                    }
+                    if mode == Mode::Hybrid && r.is_none_or(|r| r >= 5) {
+                        eprintln!(
+                            "  {set} hybrid miss: {:?} -> {:?}",
+                            q.q,
+                            hits.iter().take(5).map(|h| &h.qname).collect::<Vec<_>>()
+                        );
+                    }
                 }
-                if r.is_some_and(|r| r < 5) {
-                    at5 += 1;
-                }
-                if mode == Mode::Hybrid && r.is_none_or(|r| r >= 5) {
-                    eprintln!(
-                        "  hybrid miss: {:?} -> {:?}",
-                        q.q,
-                        hits.iter().take(5).map(|h| &h.qname).collect::<Vec<_>>()
-                    );
-                }
+                recall.push((at1, at5));
             }
-            let n = questions.questions.len() as f64;
-            eprintln!(
-                "{mode:?}: Recall@1 {:.3}  Recall@5 {:.3}",
-                at1 as f64 / n,
-                at5 as f64 / n
-            );
-            recall.push((at1, at5));
         }
-        // The two questions the issue names. `json.loads` is found, but below `JSONDecoder.decode` and friends,
-        // whose summaries say "decode a JSON string" in so many words (see the closing note of issue 5).
+        // The two questions the issue names. Lexical search puts `json.loads` first, the encoder puts the decoder's
+        // internals (`py_scanstring`, `JSONArray`) first and `json.loads` 13th; fusion must keep it in the top 3.
         let hits = search::search(
             &store,
             Some(&embedder),
@@ -104,7 +103,7 @@ fn stdlib_search_recall_lexical_vector_hybrid() {
         let rank = hits.iter().position(|h| h.qname == "json.loads");
         eprintln!("json.loads rank for \"parse JSON from a string\": {rank:?}");
         assert!(
-            rank.is_some_and(|r| r < 10),
+            rank.is_some_and(|r| r < 3),
             "{:?}",
             hits.iter().map(|h| &h.qname).collect::<Vec<_>>()
         );
@@ -122,18 +121,34 @@ fn stdlib_search_recall_lexical_vector_hybrid() {
         store.close().await;
         recall
     });
-    let (lex, vec, hyb) = (recall[0], recall[1], recall[2]);
+    let line = |r: &[(usize, usize)], n: usize| {
+        format!(
+            "lexical R@1 {}/{n} R@5 {}/{n}; vector R@1 {}/{n} R@5 {}/{n}; hybrid R@1 {}/{n} R@5 {}/{n}",
+            r[0].0, r[0].1, r[1].0, r[1].1, r[2].0, r[2].1
+        )
+    };
     println!(
-        "stdlib search recall (30 questions): lexical R@1 {}/30 R@5 {}/30; vector R@1 {}/30 R@5 {}/30; hybrid R@1 {}/30 R@5 {}/30",
-        lex.0, lex.1, vec.0, vec.1, hyb.0, hyb.1
+        "stdlib search recall (30 questions): {}",
+        line(&recall[..3], questions.questions.len())
     );
+    println!(
+        "extra questions ({}): {}",
+        questions.extra.len(),
+        line(&recall[3..], questions.extra.len())
+    );
+    let (lex, vec, hyb) = (recall[0], recall[1], recall[2]);
     assert!(
         hyb.1 > lex.1 && hyb.1 > vec.1,
         "hybrid Recall@5 must beat both: {recall:?}"
     );
     assert!(
-        hyb.0 >= lex.0 && hyb.0 >= vec.0,
-        "hybrid Recall@1 must not lose to either: {recall:?}"
+        hyb.0 > lex.0 && hyb.0 > vec.0,
+        "hybrid Recall@1 must beat both: {recall:?}"
+    );
+    let (lex, vec, hyb) = (recall[3], recall[4], recall[5]);
+    assert!(
+        hyb.1 >= lex.1 && hyb.1 >= vec.1,
+        "hybrid Recall@5 must not lose on the extra questions: {recall:?}"
     );
 
     // The error node of JSONDecodeError knows who raises it, with messages from the source.
