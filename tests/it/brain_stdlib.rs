@@ -62,7 +62,10 @@ fn stdlib_search_recall_lexical_vector_hybrid() {
     let recall = rt.block_on(async {
         let store = GraphStore::open(&cfg.graph, &ws, false).await.unwrap();
         let mut recall = Vec::new();
-        for (set, qs) in [("stdlib", &questions.questions), ("extra", &questions.extra)] {
+        for (set, qs) in [
+            ("stdlib", &questions.questions),
+            ("extra", &questions.extra),
+        ] {
             for mode in [Mode::Lexical, Mode::Vector, Mode::Hybrid] {
                 let (mut at1, mut at5) = (0, 0);
                 for q in qs {
