@@ -37,6 +37,7 @@ struct RawGraph {
     store: Option<String>,
     namespace: Option<String>,
     batch_size: Option<usize>,
+    write_tasks: Option<usize>,
 }
 
 /// What to read from a repository.
@@ -76,6 +77,8 @@ pub struct GraphConfig {
     pub namespace: String,
     /// Records per INSERT statement.
     pub batch_size: usize,
+    /// INSERT statements in flight at once during a full write (0 = one per core).
+    pub write_tasks: usize,
 }
 
 /// The resolved configuration of the extract stage.
@@ -147,6 +150,7 @@ fn merge(base: RawFile, over: RawFile) -> RawFile {
             store: og.store.or(bg.store),
             namespace: og.namespace.or(bg.namespace),
             batch_size: og.batch_size.or(bg.batch_size),
+            write_tasks: og.write_tasks.or(bg.write_tasks),
         }),
     }
 }
@@ -166,6 +170,7 @@ impl RawFile {
         require("extract.languages", extract.languages.is_some());
         require("graph.namespace", graph.namespace.is_some());
         require("graph.batch_size", graph.batch_size.is_some());
+        require("graph.write_tasks", graph.write_tasks.is_some());
 
         let mut languages = Vec::new();
         for name in extract.languages.clone().unwrap_or_default() {
@@ -224,6 +229,7 @@ impl RawFile {
                 store,
                 namespace: graph.namespace.unwrap_or_default(),
                 batch_size: graph.batch_size.unwrap_or(1),
+                write_tasks: graph.write_tasks.unwrap_or(0),
             },
         })
     }

@@ -58,11 +58,13 @@ pub async fn extract(
     let started = Instant::now();
     let root = extract::check_repo(repo)?;
     let cache_path = graph::brain_dir(workspace).join("facts.cache");
+    let t_open = Instant::now();
     let mut store = if opts.no_store {
         None
     } else {
         Some(GraphStore::open(&cfg.graph, workspace, true).await?)
     };
+    let open_ms = t_open.elapsed().as_millis() as u64;
     let previous = if opts.full || opts.no_store {
         FactsCache::default()
     } else {
@@ -81,10 +83,18 @@ pub async fn extract(
     .await;
     // Close the store on every path, so the embedded engine shuts down cleanly (and releases its lock) before
     // the caller reopens the workspace.
+    let t_close = Instant::now();
+    let had_store = store.is_some();
     if let Some(store) = store {
         store.close().await;
     }
     let (mut report, write, graph) = result?;
+    if had_store {
+        report.timings_ms.insert("open".into(), open_ms);
+        report
+            .timings_ms
+            .insert("close".into(), t_close.elapsed().as_millis() as u64);
+    }
     report
         .timings_ms
         .insert("total".into(), started.elapsed().as_millis() as u64);
@@ -139,7 +149,11 @@ async fn extract_and_write(
         report
             .timings_ms
             .insert("store".into(), t.elapsed().as_millis() as u64);
+        let t = Instant::now();
         FactsCache::new(extraction.files).save(cache_path)?;
+        report
+            .timings_ms
+            .insert("cache".into(), t.elapsed().as_millis() as u64);
         write = Some(written);
     }
     Ok((report, write, extraction.graph))

@@ -13,7 +13,7 @@
 //!
 //! All queries bind their values as parameters; table names come from the [`NodeType`] / [`EdgeKind`] enums.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -43,6 +43,8 @@ pub struct GraphStore {
     db: Surreal<Any>,
     ns: String,
     batch: usize,
+    /// Statements in flight during a full write (at least 1).
+    write_tasks: usize,
     /// The graph database in use (`g<N>`), when a graph exists.
     current: Option<String>,
     state_path: Option<PathBuf>,
@@ -203,9 +205,9 @@ fn node_value(node: &Node) -> Value {
     Value::Object(obj)
 }
 
-fn edge_value(edge: &Edge) -> Value {
+fn edge_value(edge: &Edge, key: &str) -> Value {
     let mut obj = Object::new();
-    obj.insert("id", RecordId::new(edge.kind.as_str(), edge.key().as_str()));
+    obj.insert("id", RecordId::new(edge.kind.as_str(), key));
     obj.insert(
         "in",
         RecordId::new(edge.from.ty.as_str(), edge.from.key.as_str()),
@@ -228,12 +230,52 @@ fn fingerprint<T: Serialize>(record: &T) -> u64 {
     u64::from_le_bytes(hash.as_bytes()[..8].try_into().unwrap_or([0; 8]))
 }
 
-fn node_id(node: &Node) -> String {
-    node.id.to_string()
+/// Record ids (`table:key`) and content fingerprints of a graph's nodes and edges, index-aligned with
+/// `graph.nodes` / `graph.edges`, computed once per write and in parallel.
+struct Keyed {
+    node_ids: Vec<String>,
+    node_fps: Vec<u64>,
+    edge_ids: Vec<String>,
+    edge_fps: Vec<u64>,
 }
 
-fn edge_id(edge: &Edge) -> String {
-    format!("{}:{}", edge.kind.as_str(), edge.key())
+impl Keyed {
+    fn of(graph: &CodeGraph) -> Keyed {
+        use rayon::prelude::*;
+        let (node_ids, node_fps) = graph
+            .nodes
+            .par_iter()
+            .map(|n| (n.id.to_string(), fingerprint(n)))
+            .unzip();
+        let (edge_ids, edge_fps) = graph
+            .edges
+            .par_iter()
+            .map(|e| (format!("{}:{}", e.kind.as_str(), e.key()), fingerprint(e)))
+            .unzip();
+        Keyed {
+            node_ids,
+            node_fps,
+            edge_ids,
+            edge_fps,
+        }
+    }
+
+    /// The record key of edge `i` (its id without the table).
+    fn edge_key(&self, i: usize) -> &str {
+        let id = &self.edge_ids[i];
+        id.split_once(':').map_or(id.as_str(), |(_, key)| key)
+    }
+
+    /// Nodes and edges whose fingerprint differs from `prev` (changed or new).
+    fn changed(&self, prev: &StoreState) -> (Vec<usize>, Vec<usize>) {
+        let nodes = (0..self.node_ids.len())
+            .filter(|&i| prev.nodes.get(&self.node_ids[i]) != Some(&self.node_fps[i]))
+            .collect();
+        let edges = (0..self.edge_ids.len())
+            .filter(|&i| prev.edges.get(&self.edge_ids[i]) != Some(&self.edge_fps[i]))
+            .collect();
+        (nodes, edges)
+    }
 }
 
 fn parse_record_id(id: &str) -> Option<RecordId> {
@@ -343,6 +385,10 @@ impl GraphStore {
             db,
             ns: cfg.namespace.clone(),
             batch: cfg.batch_size,
+            write_tasks: match cfg.write_tasks {
+                0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+                n => n,
+            },
             current,
             state_path,
             location,
@@ -357,6 +403,7 @@ impl GraphStore {
             store: Store::Memory,
             namespace: "nanodex".into(),
             batch_size: 1000,
+            write_tasks: 0,
         };
         GraphStore::open(&cfg, Path::new("."), true).await
     }
@@ -416,16 +463,7 @@ impl GraphStore {
         full: bool,
         sink: &dyn Sink,
     ) -> Result<WriteReport, GraphError> {
-        let node_fps: HashMap<String, u64> = graph
-            .nodes
-            .iter()
-            .map(|n| (node_id(n), fingerprint(n)))
-            .collect();
-        let edge_fps: HashMap<String, u64> = graph
-            .edges
-            .iter()
-            .map(|e| (edge_id(e), fingerprint(e)))
-            .collect();
+        let keyed = Keyed::of(graph);
         let previous = match (&self.current, full) {
             (Some(db), false) => {
                 let generation = self.generation().await?;
@@ -437,23 +475,16 @@ impl GraphStore {
         let info = serde_json::json!({ "root": root, "resolve": graph.stats });
         let report = match previous {
             Some(prev) => {
-                let changed_nodes = graph
-                    .nodes
-                    .iter()
-                    .filter(|n| prev.nodes.get(&node_id(n)) != node_fps.get(&node_id(n)))
-                    .count();
-                let changed_edges = graph
-                    .edges
-                    .iter()
-                    .filter(|e| prev.edges.get(&edge_id(e)) != edge_fps.get(&edge_id(e)))
-                    .count();
+                let (changed_nodes, changed_edges) = keyed.changed(&prev);
                 let total = graph.nodes.len() + graph.edges.len();
                 // A big change is cheaper as a fresh build than as one huge transaction.
-                if (changed_nodes + changed_edges) * 2 > total.max(1) {
-                    self.write_full(graph, prev.generation + 1, &info, sink)
+                if (changed_nodes.len() + changed_edges.len()) * 2 > total.max(1) {
+                    self.write_full(graph, &keyed, prev.generation + 1, &info, sink)
                         .await?
                 } else {
-                    self.write_incremental(graph, &prev, &info, sink).await?
+                    let changed = (changed_nodes.as_slice(), changed_edges.as_slice());
+                    self.write_incremental(graph, &keyed, changed, &prev, &info, sink)
+                        .await?
                 }
             }
             None => {
@@ -461,7 +492,8 @@ impl GraphStore {
                     Some(_) => self.generation().await? + 1,
                     None => 1,
                 };
-                self.write_full(graph, generation, &info, sink).await?
+                self.write_full(graph, &keyed, generation, &info, sink)
+                    .await?
             }
         };
         let generation = self.generation().await?;
@@ -470,64 +502,96 @@ impl GraphStore {
             version: STATE_VERSION,
             db,
             generation,
-            nodes: node_fps,
-            edges: edge_fps,
+            nodes: keyed.node_ids.into_iter().zip(keyed.node_fps).collect(),
+            edges: keyed.edge_ids.into_iter().zip(keyed.edge_fps).collect(),
         })?;
         Ok(report)
     }
 
-    async fn insert_batches(&self, graph: &CodeGraph, sink: &dyn Sink) -> Result<u64, GraphError> {
+    /// Inserts every node and edge of `graph` into the selected (fresh) database: `batch` records per statement,
+    /// up to `tasks` statements in flight. SurrealDB runs each statement on one thread, so statements in flight on
+    /// several cores are the main lever on write time. Relations do not need their ends to exist yet, so node and
+    /// edge batches share one queue. Dropping the future (cancel) aborts the statements still running.
+    async fn insert_batches(
+        &self,
+        graph: &CodeGraph,
+        keyed: &Keyed,
+        sink: &dyn Sink,
+    ) -> Result<u64, GraphError> {
         let total = (graph.nodes.len() + graph.edges.len()) as u64;
-        let mut done = 0u64;
+        // (table, node indices, edge indices) per statement.
+        let mut jobs: Vec<(&str, Vec<usize>, Vec<usize>)> = Vec::new();
         for ty in NodeType::ALL {
-            let rows: Vec<Value> = graph
-                .nodes
-                .iter()
-                .filter(|n| n.id.ty == ty)
-                .map(node_value)
+            let rows: Vec<usize> = (0..graph.nodes.len())
+                .filter(|&i| graph.nodes[i].id.ty == ty)
                 .collect();
             for chunk in rows.chunks(self.batch) {
-                let sql = format!("INSERT INTO `{}` $rows RETURN NONE", ty.as_str());
-                let res = self
-                    .db
-                    .query(sql)
-                    .bind(("rows", Value::Array(Array::from(chunk.to_vec()))))
-                    .await;
-                res.and_then(|r| r.check())
-                    .map_err(GraphError::db(format!("inserting {} nodes", ty.as_str())))?;
-                done += chunk.len() as u64;
-                sink.event(ProgressEvent {
-                    stage: "store",
-                    done,
-                    total: Some(total),
-                    message: format!("{} nodes", ty.as_str()),
-                });
+                jobs.push((ty.as_str(), chunk.to_vec(), Vec::new()));
             }
         }
         for kind in EdgeKind::ALL {
-            let rows: Vec<Value> = graph
-                .edges
-                .iter()
-                .filter(|e| e.kind == kind)
-                .map(edge_value)
+            let rows: Vec<usize> = (0..graph.edges.len())
+                .filter(|&i| graph.edges[i].kind == kind)
                 .collect();
             for chunk in rows.chunks(self.batch) {
-                let sql = format!("INSERT RELATION INTO `{}` $rows RETURN NONE", kind.as_str());
-                let res = self
-                    .db
-                    .query(sql)
-                    .bind(("rows", Value::Array(Array::from(chunk.to_vec()))))
-                    .await;
-                res.and_then(|r| r.check())
-                    .map_err(GraphError::db(format!("inserting {} edges", kind.as_str())))?;
-                done += chunk.len() as u64;
-                sink.event(ProgressEvent {
-                    stage: "store",
-                    done,
-                    total: Some(total),
-                    message: format!("{} edges", kind.as_str()),
+                jobs.push((kind.as_str(), Vec::new(), chunk.to_vec()));
+            }
+        }
+        let mut running: tokio::task::JoinSet<Result<(String, usize), GraphError>> =
+            tokio::task::JoinSet::new();
+        let mut done = 0u64;
+        let mut jobs = jobs.into_iter();
+        loop {
+            while running.len() < self.write_tasks {
+                let Some((table, nodes, edges)) = jobs.next() else {
+                    break;
+                };
+                // Rows are converted here, one batch at a time, while earlier batches are being written.
+                let (sql, what, rows): (String, &str, Vec<Value>) = if edges.is_empty() {
+                    let rows = nodes.iter().map(|&i| node_value(&graph.nodes[i])).collect();
+                    (
+                        format!("INSERT INTO `{table}` $rows RETURN NONE"),
+                        "nodes",
+                        rows,
+                    )
+                } else {
+                    let rows = edges
+                        .iter()
+                        .map(|&i| edge_value(&graph.edges[i], keyed.edge_key(i)))
+                        .collect();
+                    (
+                        format!("INSERT RELATION INTO `{table}` $rows RETURN NONE"),
+                        "edges",
+                        rows,
+                    )
+                };
+                let db = self.db.clone();
+                let label = format!("{table} {what}");
+                running.spawn(async move {
+                    let n = rows.len();
+                    let res = db
+                        .query(sql)
+                        .bind(("rows", Value::Array(Array::from(rows))))
+                        .await;
+                    res.and_then(|r| r.check())
+                        .map_err(GraphError::db(format!("inserting {label}")))?;
+                    Ok((label, n))
                 });
             }
+            let Some(joined) = running.join_next().await else {
+                break;
+            };
+            let (label, n) = joined.map_err(|e| GraphError::Io {
+                path: self.location.clone(),
+                cause: std::io::Error::other(format!("graph write task failed: {e}")),
+            })??;
+            done += n as u64;
+            sink.event(ProgressEvent {
+                stage: "store",
+                done,
+                total: Some(total),
+                message: label,
+            });
         }
         Ok(done)
     }
@@ -535,6 +599,7 @@ impl GraphStore {
     async fn write_full(
         &mut self,
         graph: &CodeGraph,
+        keyed: &Keyed,
         generation: u64,
         info: &serde_json::Value,
         sink: &dyn Sink,
@@ -581,7 +646,7 @@ impl GraphStore {
             .and_then(|r| r.check())
             .map_err(GraphError::db("defining schema"))?;
         tracing::info!(db = %name, "writing graph");
-        let inserted = self.insert_batches(graph, sink).await?;
+        let inserted = self.insert_batches(graph, keyed, sink).await?;
         self.db
             .query("UPSERT graph_state:current CONTENT { generation: $generation, info: $info, written_at: time::now() } RETURN NONE")
             .bind(("generation", generation as i64))
@@ -630,49 +695,51 @@ impl GraphStore {
         Ok(())
     }
 
+    /// Applies the `changed` (new or different) nodes and edges, and deletes the records `graph` no longer has,
+    /// in one transaction.
     async fn write_incremental(
         &mut self,
         graph: &CodeGraph,
+        keyed: &Keyed,
+        (changed_nodes, changed_edges): (&[usize], &[usize]),
         prev: &StoreState,
         info: &serde_json::Value,
         sink: &dyn Sink,
     ) -> Result<WriteReport, GraphError> {
-        let new_nodes: HashMap<String, &Node> =
-            graph.nodes.iter().map(|n| (node_id(n), n)).collect();
-        let new_edges: HashMap<String, &Edge> =
-            graph.edges.iter().map(|e| (edge_id(e), e)).collect();
+        let new_nodes: HashSet<&str> = keyed.node_ids.iter().map(String::as_str).collect();
+        let new_edges: HashSet<&str> = keyed.edge_ids.iter().map(String::as_str).collect();
         let del_nodes: Vec<Value> = prev
             .nodes
             .keys()
-            .filter(|id| !new_nodes.contains_key(*id))
+            .filter(|id| !new_nodes.contains(id.as_str()))
             .filter_map(|id| parse_record_id(id))
             .map(Value::RecordId)
             .collect();
         let del_edges: Vec<Value> = prev
             .edges
             .keys()
-            .filter(|id| !new_edges.contains_key(*id))
+            .filter(|id| !new_edges.contains(id.as_str()))
             .filter_map(|id| parse_record_id(id))
             .map(Value::RecordId)
             .collect();
         let mut sql = String::from("BEGIN TRANSACTION;\nDELETE $del_edges;\nDELETE $del_nodes;\n");
         let mut query_params: Vec<(String, Value)> = Vec::new();
         let (mut inserted, mut updated) = (0u64, 0u64);
+        let mut count = |known: bool| {
+            if known {
+                updated += 1;
+            } else {
+                inserted += 1;
+            }
+        };
         for ty in NodeType::ALL {
             let mut rows = Vec::new();
-            for node in graph.nodes.iter().filter(|n| n.id.ty == ty) {
-                let id = node_id(node);
-                match prev.nodes.get(&id) {
-                    Some(fp) if *fp == fingerprint(node) => {}
-                    Some(_) => {
-                        updated += 1;
-                        rows.push(node_value(node));
-                    }
-                    None => {
-                        inserted += 1;
-                        rows.push(node_value(node));
-                    }
-                }
+            for &i in changed_nodes
+                .iter()
+                .filter(|&&i| graph.nodes[i].id.ty == ty)
+            {
+                count(prev.nodes.contains_key(&keyed.node_ids[i]));
+                rows.push(node_value(&graph.nodes[i]));
             }
             if !rows.is_empty() {
                 let param = format!("n_{}", ty.as_str());
@@ -687,18 +754,12 @@ impl GraphStore {
         }
         for kind in EdgeKind::ALL {
             let mut rows = Vec::new();
-            for edge in graph.edges.iter().filter(|e| e.kind == kind) {
-                match prev.edges.get(&edge_id(edge)) {
-                    Some(fp) if *fp == fingerprint(edge) => {}
-                    Some(_) => {
-                        updated += 1;
-                        rows.push(edge_value(edge));
-                    }
-                    None => {
-                        inserted += 1;
-                        rows.push(edge_value(edge));
-                    }
-                }
+            for &i in changed_edges
+                .iter()
+                .filter(|&&i| graph.edges[i].kind == kind)
+            {
+                count(prev.edges.contains_key(&keyed.edge_ids[i]));
+                rows.push(edge_value(&graph.edges[i], keyed.edge_key(i)));
             }
             if !rows.is_empty() {
                 let param = format!("e_{}", kind.as_str());
