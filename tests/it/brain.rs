@@ -275,6 +275,30 @@ fn capabilities_concepts_and_modules() {
     );
     let receipt = find(&nodes, BrainType::Concept, "billing.payments.Receipt");
     assert!(receipt.summary.contains("Used by"), "{}", receipt.summary);
+    // Configuration keys are concepts, linked to the functions that read them.
+    let url = find(&nodes, BrainType::Concept, "BILLING_PROVIDER_URL");
+    assert_eq!(url.meta["kind"], "config");
+    assert_eq!(url.path, "billing/settings.py");
+    assert!(
+        url.summary.starts_with(
+            "`BILLING_PROVIDER_URL` is an environment variable read by `billing.settings.provider_url`."
+        ),
+        "{}",
+        url.summary
+    );
+    assert!(
+        url.summary
+            .contains(&format!("`billing/settings.py:{}`", url.line)),
+        "{}",
+        url.summary
+    );
+    let reader = nodes
+        .iter()
+        .find(|n| n.ty == BrainType::Capability && n.qname == "billing.settings.provider_url")
+        .map(|n| n.refs[0].clone())
+        .unwrap();
+    assert!(url.refs.contains(&reader), "{:?} lacks {reader}", url.refs);
+    find(&nodes, BrainType::Concept, "BILLING_TIMEOUT");
     let payments = find(&nodes, BrainType::Module, "billing.payments");
     assert!(
         payments.summary.contains("Public API:"),

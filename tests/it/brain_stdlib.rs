@@ -184,4 +184,35 @@ fn stdlib_search_recall_lexical_vector_hybrid() {
         .map(|m| m.as_str().unwrap())
         .collect();
     assert!(messages.contains(&"Expecting value"), "{messages:?}");
+
+    // Configuration keys, checked against the source: `site._getuserbase` (site.py) and `sysconfig._getuserbase`
+    // read `os.environ.get("PYTHONUSERBASE", None)`; `webbrowser.register_standard_browsers` tests
+    // `"BROWSER" in os.environ` and reads `os.environ["BROWSER"]`.
+    let concept = |key: &str| {
+        std::fs::read_dir(brain::nodes_dir(&ws))
+            .unwrap()
+            .filter_map(|e| {
+                serde_json::from_str::<serde_json::Value>(
+                    &std::fs::read_to_string(e.unwrap().path()).unwrap(),
+                )
+                .ok()
+            })
+            .find(|n| n["type"] == "concept" && n["name"] == key)
+            .unwrap_or_else(|| panic!("no concept node for {key}"))
+    };
+    let userbase = concept("PYTHONUSERBASE")["summary"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        userbase.starts_with("`PYTHONUSERBASE` is an environment variable read by `site._getuserbase` and `sysconfig._getuserbase`."),
+        "{userbase}"
+    );
+    assert!(userbase.contains("`site.py:265`"), "{userbase}");
+    let browser = concept("BROWSER")["summary"].as_str().unwrap().to_string();
+    assert!(
+        browser.contains("`webbrowser.register_standard_browsers`"),
+        "{browser}"
+    );
+    assert!(browser.contains("`webbrowser.py:585`"), "{browser}");
 }

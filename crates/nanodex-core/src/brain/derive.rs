@@ -291,15 +291,47 @@ impl<'c> Writer<'c> {
         if items.len() > shown.len() {
             names.push(format!("{} more", items.len() - shown.len()));
         }
-        let text = match names.len() {
-            0 => String::new(),
-            1 => names[0].clone(),
-            n => format!("{} and {}", names[..n - 1].join(", "), names[n - 1]),
-        };
         (
-            text,
+            join_and(&names),
             shown.iter().map(|&i| ix.node(i).id.to_string()).collect(),
         )
+    }
+}
+
+/// The `(kind, key)` pairs of a code node's `meta.config` (configuration keys it reads by name).
+fn config_keys(n: &Node) -> impl Iterator<Item = (&str, &str)> {
+    n.meta
+        .get("config")
+        .and_then(|c| c.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|e| Some((e.get("kind")?.as_str()?, e.get("key")?.as_str()?)))
+}
+
+/// "Reads environment variables `A` and `B`." and "Reads property `x`." for the given `(kind, key)` pairs.
+fn config_sentences<'k>(w: &mut Writer, keys: &BTreeSet<(&'k str, &'k str)>, refs: Vec<String>) {
+    for (kind, one, many) in [
+        ("env", "environment variable", "environment variables"),
+        ("property", "property", "properties"),
+    ] {
+        let named: Vec<String> = keys
+            .iter()
+            .filter(|(k, _)| *k == kind)
+            .map(|(_, key)| format!("`{key}`"))
+            .collect();
+        let word = if named.len() == 1 { one } else { many };
+        if !named.is_empty() {
+            w.say(format!("Reads {word} {}.", join_and(&named)), refs.clone());
+        }
+    }
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn join_and(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
     }
 }
 
@@ -474,6 +506,20 @@ impl<'a, 'c> Builder<'a, 'c> {
 
     fn modules(&mut self) {
         let ix = &self.ix;
+        // Configuration keys read anywhere in each module (by non-test code), with the nodes that read them.
+        let mut module_config: HashMap<usize, (BTreeSet<(&str, &str)>, BTreeSet<usize>)> =
+            HashMap::new();
+        for j in 0..ix.g.nodes.len() {
+            let n = ix.node(j);
+            if ix.is_test(j) || !n.meta.contains_key("config") {
+                continue;
+            }
+            if let Some(m) = ix.module_of(j) {
+                let entry = module_config.entry(m).or_default();
+                entry.0.extend(config_keys(n));
+                entry.1.insert(j);
+            }
+        }
         let mut out = Vec::new();
         for i in 0..ix.g.nodes.len() {
             let n = ix.node(i);
@@ -540,6 +586,10 @@ impl<'a, 'c> Builder<'a, 'c> {
                     let (names, refs) = w.list(ix, &importers);
                     w.say(format!("Imported by {names}."), refs);
                     w.weight += importers.len();
+                }
+                if let Some((keys, readers)) = module_config.get(&i) {
+                    let readers: Vec<String> = readers.iter().map(|&r| self.id(r)).collect();
+                    config_sentences(&mut w, keys, readers);
                 }
             } else {
                 let kind = kind_word(n);
@@ -768,6 +818,7 @@ impl<'a, 'c> Builder<'a, 'c> {
                     let (names, refs) = w.list(ix, &raises);
                     w.say(format!("Raises {names}."), refs);
                 }
+                config_sentences(&mut w, &config_keys(n).collect(), me.clone());
             } else {
                 let methods: Vec<usize> = sorted_unique(ix, ix.sources_of(i, EdgeKind::DefinedIn))
                     .into_iter()
@@ -1177,6 +1228,93 @@ impl<'a, 'c> Builder<'a, 'c> {
         }
     }
 
+    /// Configuration keys as concepts: one per environment variable or property that non-test code reads by a
+    /// literal name (`meta.config` of the code nodes, from extraction), with its readers and where they read it.
+    fn config_concepts(&mut self) {
+        let ix = &self.ix;
+        // (kind, key) -> (reader node, lines of the reads)
+        let mut keys: BTreeMap<(&str, &str), Vec<(usize, u64)>> = BTreeMap::new();
+        for i in 0..ix.g.nodes.len() {
+            if ix.is_test(i) {
+                continue;
+            }
+            let Some(entries) = ix.node(i).meta.get("config").and_then(|c| c.as_array()) else {
+                continue;
+            };
+            for e in entries {
+                let field = |k: &str| e.get(k).and_then(|v| v.as_str());
+                let (Some(kind), Some(key)) = (field("kind"), field("key")) else {
+                    continue;
+                };
+                let line = e
+                    .get("lines")
+                    .and_then(|l| l.as_array())
+                    .and_then(|l| l.first())
+                    .and_then(|l| l.as_u64())
+                    .unwrap_or(0);
+                keys.entry((kind, key)).or_default().push((i, line));
+            }
+        }
+        let mut out = Vec::new();
+        for ((kind, key), reads) in keys {
+            let readers = sorted_unique(ix, reads.iter().map(|(i, _)| *i).collect());
+            let line_of = |i: usize| reads.iter().find(|(r, _)| *r == i).map_or(0, |(_, l)| *l);
+            let first = readers[0];
+            let n = ix.node(first);
+            let mut w = Writer::new(self.cfg, self.scanner, &n.path);
+            let what = match kind {
+                "env" => "an environment variable",
+                _ => "a configuration property",
+            };
+            let (names, refs) = w.list(ix, &readers);
+            w.say(format!("`{key}` is {what} read by {names}."), refs.clone());
+            let sites: Vec<String> = readers
+                .iter()
+                .take(refs.len())
+                .map(|&r| format!("`{}:{}`", ix.node(r).path, line_of(r)))
+                .collect();
+            w.say(format!("Read at {}.", join_and(&sites)), refs);
+            let modules = sorted_unique(
+                ix,
+                readers
+                    .iter()
+                    .map(|&r| ix.module_of(r).unwrap_or(r))
+                    .collect(),
+            );
+            if modules.len() > 1 {
+                let (names, refs) = w.list(ix, &modules);
+                w.say(format!("Used across modules {names}."), refs);
+            }
+            w.weight += readers.len();
+            let mut meta = serde_json::Map::new();
+            meta.insert("kind".into(), json!("config"));
+            meta.insert("config_kind".into(), json!(kind));
+            meta.insert("readers".into(), json!(readers.len()));
+            out.push((
+                first,
+                line_of(first),
+                kind.to_string(),
+                key.to_string(),
+                w,
+                meta,
+            ));
+        }
+        for (first, line, kind, key, w, meta) in out {
+            self.emit(
+                BrainType::Concept,
+                &format!("config:{kind}:{key}"),
+                first,
+                key.clone(),
+                w,
+                meta,
+            );
+            if let Some(node) = self.nodes.last_mut() {
+                node.qname = key;
+                node.line = line as u32;
+            }
+        }
+    }
+
     /// Resolves a call name seen in example code to an in-repo function (or class), preferring `near` (a module).
     fn resolve_name(&self, name: &str, near: Option<usize>) -> Option<usize> {
         let ix = &self.ix;
@@ -1425,6 +1563,7 @@ pub fn derive(
     b.modules();
     b.capabilities(&errors, &concepts);
     b.concepts(&concepts);
+    b.config_concepts();
     b.errors(&errors);
     b.recipes();
     let mut nodes = b.nodes;

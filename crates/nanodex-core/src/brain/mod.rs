@@ -486,11 +486,17 @@ pub async fn run(
             .insert("derive".into(), t.elapsed().as_millis() as u64);
         if !cfg.llm.endpoint.is_empty() {
             let t = Instant::now();
+            // Code names, and the configuration keys that concepts name.
+            let config_keys = nodes
+                .iter()
+                .filter(|n| n.meta.get("kind").and_then(|k| k.as_str()) == Some("config"))
+                .map(|n| n.name.as_str());
             let known = refine::known_names(
                 graph
                     .nodes
                     .iter()
-                    .flat_map(|n| [n.name.as_str(), n.qname.as_str()]),
+                    .flat_map(|n| [n.name.as_str(), n.qname.as_str()])
+                    .chain(config_keys),
             );
             let stats = refine::refine(
                 &mut nodes,

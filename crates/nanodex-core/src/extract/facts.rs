@@ -18,6 +18,8 @@ pub struct FileFacts {
     pub imports: Vec<Import>,
     /// Variables whose type is visible in the code (`x = Foo()`, `Foo x = ...`).
     pub locals: Vec<Local>,
+    /// Configuration keys read by a literal name (`os.environ["HOME"]`, `System.getProperty("a.b")`).
+    pub config: Vec<ConfigRead>,
     /// Declared package (`package a.b;` in Java).
     pub package: Option<String>,
     /// First paragraph of the module docstring or header comment.
@@ -137,6 +139,39 @@ pub struct Ref {
     /// Innermost enclosing definition (index into `FileFacts::defs`); `None` at module level.
     pub scope: Option<u32>,
     /// Line of the use, 1-based.
+    pub line: u32,
+}
+
+/// What kind of configuration key a [`ConfigRead`] names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum ConfigKind {
+    /// An environment variable (`os.environ`, `getenv`, `System.getenv`, `process.env`).
+    Env,
+    /// A Java system or `Properties` property (`System.getProperty`, `props.getProperty`, `Integer.getInteger`).
+    Property,
+}
+
+impl ConfigKind {
+    /// Snake-case label, as stored in `meta.config`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Env => "env",
+            Self::Property => "property",
+        }
+    }
+}
+
+/// A configuration key the code reads (or sets) by a literal name.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ConfigRead {
+    /// Environment variable or property.
+    pub kind: ConfigKind,
+    /// The key as written, without quotes (`HOME`, `java.io.tmpdir`).
+    pub key: String,
+    /// Innermost enclosing definition (index into `FileFacts::defs`); `None` at module level.
+    pub scope: Option<u32>,
+    /// Line of the read, 1-based.
     pub line: u32,
 }
 

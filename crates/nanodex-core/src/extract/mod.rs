@@ -33,7 +33,8 @@ use crate::error::ExtractError;
 use crate::progress::{Cancel, ProgressEvent, Sink};
 
 /// Version of the facts format and of the parsing rules; a cache written by another version is ignored.
-const FACTS_VERSION: u32 = 1;
+/// Bumped whenever `FileFacts` changes shape (2: configuration reads).
+const FACTS_VERSION: u32 = 2;
 /// Bytes inspected for NUL when deciding that a file is binary (as git does).
 const BINARY_SNIFF: usize = 8000;
 

@@ -9,7 +9,7 @@ use std::cell::RefCell;
 use streaming_iterator::StreamingIterator;
 use tree_sitter::{Node, Parser, QueryCursor, Tree};
 
-use super::facts::{Def, DefKind, FileFacts, Local, Ref, RefKind};
+use super::facts::{ConfigKind, ConfigRead, Def, DefKind, FileFacts, Local, Ref, RefKind};
 use super::lang::{Lang, text};
 
 /// Longest signature kept, in characters.
@@ -81,6 +81,7 @@ fn facts_from_tree(lang: Lang, tree: &Tree, src: &str) -> FileFacts {
     let mut raw_defs: Vec<RawDef<'_>> = Vec::new();
     let mut raw_refs: Vec<(RefKind, Node<'_>, String, Option<String>)> = Vec::new();
     let mut raw_locals: Vec<(Node<'_>, String, String, bool)> = Vec::new();
+    let mut raw_config: Vec<(ConfigKind, Node<'_>, String)> = Vec::new();
 
     let mut cursor = QueryCursor::new();
     let mut matches = cursor.matches(query, root, src.as_bytes());
@@ -90,6 +91,7 @@ fn facts_from_tree(lang: Lang, tree: &Tree, src: &str) -> FileFacts {
         let mut receiver = None;
         let mut local_name = None;
         let mut local_type = None;
+        let mut config_key = None;
         for cap in m.captures() {
             let cap_name = names[cap.index as usize];
             match cap_name {
@@ -97,6 +99,7 @@ fn facts_from_tree(lang: Lang, tree: &Tree, src: &str) -> FileFacts {
                 "receiver" => receiver = Some(cap.node),
                 "local.name" => local_name = Some(cap.node),
                 "local.type" => local_type = Some(cap.node),
+                "config.key" => config_key = Some(cap.node),
                 _ if cap_name.starts_with('_') => {}
                 _ => main = Some((cap_name, cap.node)),
             }
@@ -147,6 +150,14 @@ fn facts_from_tree(lang: Lang, tree: &Tree, src: &str) -> FileFacts {
                 None => None,
             };
             raw_refs.push((kind, name_node, name, receiver));
+        } else if let Some(kind) = main_name.strip_prefix("config.") {
+            let kind = match kind {
+                "env" => ConfigKind::Env,
+                _ => ConfigKind::Property,
+            };
+            if let Some(key) = config_key.and_then(|k| literal_key(text(k, src))) {
+                raw_config.push((kind, node, key));
+            }
         } else if main_name == "import" {
             (spec.imports)(node, src, &mut facts.imports);
         } else if main_name == "package" {
@@ -227,11 +238,50 @@ fn facts_from_tree(lang: Lang, tree: &Tree, src: &str) -> FileFacts {
             member,
         })
         .collect();
+    let mut config: Vec<ConfigRead> = raw_config
+        .into_iter()
+        .map(|(kind, node, key)| ConfigRead {
+            kind,
+            key,
+            scope: scope_of(node.start_byte()),
+            line: node.start_position().row as u32 + 1,
+        })
+        .collect();
+    config.sort_by(|a, b| (a.line, a.kind, &a.key).cmp(&(b.line, b.kind, &b.key)));
+    config.dedup();
+    facts.config = config;
     facts.doc = module_doc(lang, root, src);
     if facts.has_error {
         facts.error_lines = error_lines(root);
     }
     facts
+}
+
+/// Longest configuration key kept, in characters.
+const MAX_CONFIG_KEY: usize = 100;
+
+/// The key named by a string literal (`"HOME"`, `'a.b'`, `L"X"`, `r'X'`) or a bare property name
+/// (`process.env.HOME`), or `None` when it is not a plain name: empty, too long, or holding other characters than
+/// letters, digits, `_`, `.` and `-` (so interpolated f-strings and template strings are dropped).
+fn literal_key(raw: &str) -> Option<String> {
+    let body = match raw.find(['"', '\'', '`']) {
+        Some(quote) => {
+            let prefix = &raw[..quote];
+            // String prefixes (`r`, `b`, `L`, `u8` ...); interpolation is caught by the character check below.
+            if !prefix.chars().all(|c| c.is_ascii_alphanumeric()) {
+                return None;
+            }
+            raw[quote..].trim_matches(|c| c == '"' || c == '\'' || c == '`')
+        }
+        None => raw,
+    };
+    let plain = !body.is_empty()
+        && body.len() <= MAX_CONFIG_KEY
+        && body.chars().any(|c| c.is_ascii_alphabetic())
+        && body
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    plain.then(|| body.to_string())
 }
 
 /// Splits `a.b.C` / `ns::C` into `C` and `[a, b]`; C++ template arguments are dropped.

@@ -184,6 +184,9 @@ pub fn build_graph(repo_name: &str, files: &[ParsedFile], deps: &[Dependency]) -
     }
     ctx.attach_out_of_line_methods();
     for f in 0..files.len() {
+        ctx.attach_config(f);
+    }
+    for f in 0..files.len() {
         ctx.resolve_imports(f, false);
     }
     for f in 0..files.len() {
@@ -509,6 +512,36 @@ impl<'a> Ctx<'a> {
             });
         }
         self.defs.push(infos);
+    }
+
+    /// Records the configuration keys a file reads on the nodes that read them (the innermost enclosing function or
+    /// class, else the module) as `meta.config`: `[{kind, key, lines}]`, one entry per key, sorted.
+    fn attach_config(&mut self, f: usize) {
+        let files = self.files;
+        let file = &files[f];
+        let module = self.module_node[f];
+        let mut by_node: BTreeMap<usize, BTreeMap<(&str, &str), Vec<u32>>> = BTreeMap::new();
+        for read in &file.facts.config {
+            let node = read
+                .scope
+                .and_then(|s| self.scope_node(f, s))
+                .unwrap_or(module);
+            by_node
+                .entry(node)
+                .or_default()
+                .entry((read.kind.as_str(), read.key.as_str()))
+                .or_default()
+                .push(read.line);
+        }
+        for (node, keys) in by_node {
+            let entries: Vec<Value> = keys
+                .into_iter()
+                .map(|((kind, key), lines)| json!({ "kind": kind, "key": key, "lines": lines }))
+                .collect();
+            self.nodes[node]
+                .meta
+                .insert("config".into(), Value::Array(entries));
+        }
     }
 
     /// C++ `void ns::Foo::bar() {}` written outside its class: move it into class `ns::Foo` when that class exists.

@@ -196,3 +196,76 @@ fn typescript_and_javascript() {
     assert!(out.contains("import fs None Some(\"fs\")"), "{out}");
     assert!(out.contains("ref Call fs.readFileSync @2 in=run"), "{out}");
 }
+
+/// Renders the configuration reads of `src` as `kind key @line in=scope` lines.
+fn config_reads(lang: Lang, src: &str) -> Vec<String> {
+    let facts = parse_file(lang, src);
+    facts
+        .config
+        .iter()
+        .map(|c| {
+            let scope = c
+                .scope
+                .map(|s| facts.defs[s as usize].name.clone())
+                .unwrap_or_default();
+            format!("{} {} @{} in={scope}", c.kind.as_str(), c.key, c.line)
+        })
+        .collect()
+}
+
+#[test]
+fn configuration_keys_read_by_literal_name() {
+    let py = r#"import os
+from os import environ
+DEBUG = os.environ.get("APP_DEBUG")
+def home():
+    a = os.environ["HOME"]
+    b = os.getenv('TMPDIR', "/tmp")
+    c = environ.setdefault("LANG", "C")
+    d = "NO_COLOR" in os.environ
+    e = os.environ.get(f"APP_{a}")
+    f = os.environ.get(name)
+    g = settings.get("not_env")
+    return os.environ.get("")
+"#;
+    assert_eq!(
+        config_reads(Lang::Python, py),
+        [
+            "env APP_DEBUG @3 in=",
+            "env HOME @5 in=home",
+            "env TMPDIR @6 in=home",
+            "env LANG @7 in=home",
+            "env NO_COLOR @8 in=home",
+        ]
+    );
+    let java = r#"class Conf {
+    static String tmp() { return System.getProperty("java.io.tmpdir"); }
+    String home() { return System.getenv("HOME"); }
+    int size(java.util.Properties p) { return Integer.getInteger("conf.size", 4) + p.getProperty("conf.name").length(); }
+    String other(Map m) { return m.get("not.a.property") + System.getProperty(key); }
+}
+"#;
+    assert_eq!(
+        config_reads(Lang::Java, java),
+        [
+            "property java.io.tmpdir @2 in=tmp",
+            "env HOME @3 in=home",
+            "property conf.name @4 in=size",
+            "property conf.size @4 in=size",
+        ]
+    );
+    let cpp = "#include <cstdlib>\nconst char* home() { return std::getenv(\"HOME\"); }\nint n() { return atoi(getenv(\"N\")) + atoi(\"5\"); }\n";
+    assert_eq!(
+        config_reads(Lang::Cpp, cpp),
+        ["env HOME @2 in=home", "env N @3 in=n"]
+    );
+    let c = "const char* home(void) { return getenv(\"HOME\"); }\n";
+    assert_eq!(config_reads(Lang::C, c), ["env HOME @1 in=home"]);
+    let js = "function port() { return process.env.PORT || process.env['HOST'] || env.OTHER; }\n";
+    for lang in [Lang::JavaScript, Lang::TypeScript] {
+        assert_eq!(
+            config_reads(lang, js),
+            ["env HOST @1 in=port", "env PORT @1 in=port"]
+        );
+    }
+}

@@ -12,3 +12,7 @@
 
 (declaration type: (type_identifier) @local.type declarator: (identifier) @local.name) @local
 (declaration type: (type_identifier) @local.type declarator: (init_declarator declarator: (identifier) @local.name)) @local
+
+; Configuration keys read by a literal name: @config.env on the read, @config.key on the name.
+(call_expression function: (identifier) @_f arguments: (argument_list . (string_literal) @config.key)
+  (#any-of? @_f "getenv" "secure_getenv" "setenv" "unsetenv")) @config.env

@@ -29,3 +29,8 @@
 (declaration type: [(type_identifier) (qualified_identifier)] @local.type declarator: (pointer_declarator declarator: (identifier) @local.name)) @local
 (field_declaration type: [(type_identifier) (qualified_identifier)] @local.type declarator: (field_identifier) @local.name) @local.member
 (parameter_declaration type: [(type_identifier) (qualified_identifier)] @local.type declarator: [(identifier) (reference_declarator (identifier)) (pointer_declarator (identifier))] @local.name) @local
+
+; Configuration keys read by a literal name: @config.env on the read, @config.key on the name.
+(call_expression function: [(identifier) @_f (qualified_identifier name: (identifier) @_f)]
+  arguments: (argument_list . (string_literal) @config.key)
+  (#any-of? @_f "getenv" "secure_getenv" "setenv" "unsetenv")) @config.env

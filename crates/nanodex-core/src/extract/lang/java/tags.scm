@@ -29,3 +29,11 @@
 (local_variable_declaration type: (type_identifier) @local.type declarator: (variable_declarator name: (identifier) @local.name)) @local
 (field_declaration type: (type_identifier) @local.type declarator: (variable_declarator name: (identifier) @local.name)) @local.member
 (formal_parameter type: (type_identifier) @local.type name: (identifier) @local.name) @local
+
+; Configuration keys read by a literal name: @config.env / @config.property on the read, @config.key on the name.
+(method_invocation object: (identifier) @_sys name: (identifier) @_m arguments: (argument_list . (string_literal) @config.key)
+  (#eq? @_sys "System") (#eq? @_m "getenv")) @config.env
+(method_invocation name: (identifier) @_m arguments: (argument_list . (string_literal) @config.key)
+  (#any-of? @_m "getProperty" "setProperty" "clearProperty" "privilegedGetProperty")) @config.property
+(method_invocation object: (identifier) @_t name: (identifier) @_m arguments: (argument_list . (string_literal) @config.key)
+  (#any-of? @_t "Integer" "Long" "Boolean") (#any-of? @_m "getInteger" "getLong" "getBoolean")) @config.property

@@ -21,3 +21,9 @@
 (variable_declarator name: (identifier) @local.name value: (new_expression constructor: (identifier) @local.type)) @local
 (assignment_expression left: (member_expression object: (this) property: (property_identifier) @local.name)
   right: (new_expression constructor: (identifier) @local.type)) @local.member
+
+; Configuration keys read by a literal name: @config.env on the read, @config.key on the name.
+(member_expression object: (member_expression object: (identifier) @_p property: (property_identifier) @_e)
+  property: (property_identifier) @config.key (#eq? @_p "process") (#eq? @_e "env")) @config.env
+(subscript_expression object: (member_expression object: (identifier) @_p property: (property_identifier) @_e)
+  index: (string) @config.key (#eq? @_p "process") (#eq? @_e "env")) @config.env

@@ -27,3 +27,9 @@
 (variable_declarator name: (identifier) @local.name value: (new_expression constructor: (identifier) @local.type)) @local
 (public_field_definition name: (property_identifier) @local.name type: (type_annotation (type_identifier) @local.type)) @local.member
 (required_parameter pattern: (identifier) @local.name type: (type_annotation (type_identifier) @local.type)) @local
+
+; Configuration keys read by a literal name: @config.env on the read, @config.key on the name.
+(member_expression object: (member_expression object: (identifier) @_p property: (property_identifier) @_e)
+  property: (property_identifier) @config.key (#eq? @_p "process") (#eq? @_e "env")) @config.env
+(subscript_expression object: (member_expression object: (identifier) @_p property: (property_identifier) @_e)
+  index: (string) @config.key (#eq? @_p "process") (#eq? @_e "env")) @config.env
