@@ -3,7 +3,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/nanodex/target
 REPO ?= $(shell python3 -c 'import sysconfig; print(sysconfig.get_paths()["stdlib"])')
 WS ?= .nanodex
 NANODEX = cargo run --release --quiet -p nanodex-cli --
-.PHONY: setup all extract graph-inspect brain brain-embed search train-lora train-qlora generate test app e2e bench-app bench bench-embed bench-brain bench-train bench-learn
+.PHONY: setup all extract graph-inspect brain brain-embed search train-lora train-qlora generate test app e2e bench-app bench bench-embed bench-brain bench-train bench-learn check-cuda
 
 setup:
 	bash scripts/setup.sh
@@ -72,6 +72,10 @@ bench-brain:
 # LoRA speed and memory against PyTorch + PEFT (installs the 5.6 GB torch peer on first use; not part of CI).
 bench-train:
 	bash bench/lora_peer.sh
+
+# The CUDA build type-checks (installs Debian's CUDA 11.8 toolkit, ~1.6 GB, when nvcc is missing; not part of CI).
+check-cuda:
+	bash scripts/check_cuda.sh
 
 # Learning: 100 invented facts, trained on SmolLM2-135M on the CPU; accuracy on the training and reworded questions.
 bench-learn:

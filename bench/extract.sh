@@ -50,6 +50,7 @@ for L in $CORPORA; do
   read -r ns_s ns_kb < <(median_of "$BIN" extract "$SRC" --workspace "$WS" --no-store --json)
   read -r full_s full_kb < <(median_of "$BIN" extract "$SRC" --workspace "$WS" --full --json)
   records=$(python3 -c "import json;d=json.load(open('$TMP/last.out'));print(d['write']['inserted'])")
+  phases=$(python3 -c "import json;t=json.load(open('$TMP/last.out'))['report']['timings_ms'];print(' '.join(f'{k} {v}' for k,v in sorted(t.items(), key=lambda kv:-kv[1]) if k!='total'))")
   one=$(find "$SRC" -type f \( -name '*.py' -o -name '*.java' -o -name '*.hpp' \) | sort | head -1)
   inc_times=(); inc_kb=0
   for i in $(seq "$RUNS"); do
@@ -63,6 +64,7 @@ for L in $CORPORA; do
     row "nanodex --no-store" "$ns_s" - $((ns_kb/1024))
     row "nanodex full (store)" "$full_s" "$(echo "$records/$full_s" | bc)" $((full_kb/1024))
     row "nanodex 1-file incr" "$inc_s" - $((inc_kb/1024))
+    echo "      nanodex full, last run, by phase (ms): $phases"
     printf '      ratios to py-tree-sitter: parse+resolve %.2fx (target <= 0.5), full %.2fx (target <= 1.5); ctags/no-store %.2fx\n' \
       "$(echo "$ns_s/$ts_s" | bc -l)" "$(echo "$full_s/$ts_s" | bc -l)" "$(echo "$ct_s/$ns_s" | bc -l)"; } | tee -a "$OUT/extract.txt"
   rm -rf "$SRC" "$WS"
