@@ -51,7 +51,7 @@ for L in $CORPORA; do
   read -r full_s full_kb < <(median_of "$BIN" extract "$SRC" --workspace "$WS" --full --json)
   records=$(python3 -c "import json;d=json.load(open('$TMP/last.out'));print(d['write']['inserted'])")
   phases=$(python3 -c "import json;t=json.load(open('$TMP/last.out'))['report']['timings_ms'];print(' '.join(f'{k} {v}' for k,v in sorted(t.items(), key=lambda kv:-kv[1]) if k!='total'))")
-  one=$(find "$SRC" -type f \( -name '*.py' -o -name '*.java' -o -name '*.hpp' \) | sort | head -1)
+  one=$(find "$SRC" -type f \( -name '*.py' -o -name '*.java' -o -name '*.hpp' \) | sort | sed -n 1p)
   inc_times=(); inc_kb=0
   for i in $(seq "$RUNS"); do
     echo "// touched $i" >> "$one"

@@ -1175,6 +1175,11 @@ impl<'a> Ctx<'a> {
                 .scope
                 .and_then(|s| self.scope_node(f, s))
                 .unwrap_or(module);
+            // A base type belongs to a class; one outside any class definition comes from code tree-sitter could
+            // not parse as a class (a class head split by `#if` is an ERROR node), and is dropped.
+            if is_base && self.nodes[from].id.ty != NodeType::Class {
+                continue;
+            }
             let resolved = match &r.receiver {
                 Some(recv) => self
                     .resolve_receiver(f, r.scope, recv)

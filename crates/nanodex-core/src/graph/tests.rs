@@ -112,3 +112,30 @@ fn show_unknown_name_is_a_clear_error() {
         assert!(err.to_string().contains("no node named `nope`"), "{err}");
     });
 }
+
+/// Boost.Asio's receiver_invocation_error.hpp: `#if` inside the class head makes tree-sitter wrap the head in an
+/// ERROR node, so its base types have no enclosing class. They used to become `extends` edges from the module,
+/// which the schema (extends: class -> class) refused, failing the whole write.
+#[test]
+fn base_types_outside_a_parsed_class_are_dropped_not_stored_from_the_module() {
+    let src = "namespace execution {\n\nclass receiver_invocation_error\n  : public std::runtime_error\n\
+               #if defined(HAS_NESTED)\n  , public std::nested_exception\n#endif\n{\npublic:\n  \
+               receiver_invocation_error();\n};\n\n} // namespace execution\n";
+    let graph = graph_of(&[("receiver_invocation_error.hpp", src)]);
+    assert!(
+        parse_file(Lang::Cpp, src).has_error,
+        "the fixture no longer trips tree-sitter; pick another"
+    );
+    for e in &graph.edges {
+        if matches!(e.kind, EdgeKind::Extends | EdgeKind::Implements) {
+            assert_eq!(e.from.ty, NodeType::Class, "{e:?}");
+        }
+    }
+    rt().block_on(async {
+        let mut store = GraphStore::memory().await.unwrap();
+        store
+            .write(&graph, "/tmp/demo", false, &NoProgress)
+            .await
+            .unwrap();
+    });
+}
