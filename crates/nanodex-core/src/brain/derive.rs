@@ -298,6 +298,9 @@ impl<'c> Writer<'c> {
     }
 }
 
+/// Configuration keys read in one module: `(kind, key)` pairs, and the code nodes that read them.
+type ModuleConfig<'g> = (BTreeSet<(&'g str, &'g str)>, BTreeSet<usize>);
+
 /// The `(kind, key)` pairs of a code node's `meta.config` (configuration keys it reads by name).
 fn config_keys(n: &Node) -> impl Iterator<Item = (&str, &str)> {
     n.meta
@@ -507,8 +510,7 @@ impl<'a, 'c> Builder<'a, 'c> {
     fn modules(&mut self) {
         let ix = &self.ix;
         // Configuration keys read anywhere in each module (by non-test code), with the nodes that read them.
-        let mut module_config: HashMap<usize, (BTreeSet<(&str, &str)>, BTreeSet<usize>)> =
-            HashMap::new();
+        let mut module_config: HashMap<usize, ModuleConfig<'_>> = HashMap::new();
         for j in 0..ix.g.nodes.len() {
             let n = ix.node(j);
             if ix.is_test(j) || !n.meta.contains_key("config") {
