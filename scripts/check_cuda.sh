@@ -9,6 +9,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/nanodex/target}"
 if ! command -v nvcc >/dev/null; then
+  . /etc/os-release
+  if [ "${VERSION_CODENAME:-}" != bookworm ] || [ "$(id -u)" != 0 ]; then
+    echo "check-cuda: nvcc is missing; this script installs it only on Debian bookworm as root. Install the CUDA toolkit and rerun." >&2
+    exit 1
+  fi
   if [ ! -f /etc/apt/sources.list.d/nanodex-nonfree.sources ]; then
     printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm\nComponents: contrib non-free\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
       > /etc/apt/sources.list.d/nanodex-nonfree.sources

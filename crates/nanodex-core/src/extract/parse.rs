@@ -153,7 +153,8 @@ fn facts_from_tree(lang: Lang, tree: &Tree, src: &str) -> FileFacts {
         } else if let Some(kind) = main_name.strip_prefix("config.") {
             let kind = match kind {
                 "env" => ConfigKind::Env,
-                _ => ConfigKind::Property,
+                "property" => ConfigKind::Property,
+                _ => continue,
             };
             if let Some(key) = config_key.and_then(|k| literal_key(text(k, src))) {
                 raw_config.push((kind, node, key));

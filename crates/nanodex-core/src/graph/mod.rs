@@ -32,6 +32,9 @@ pub use brain::Hit;
 
 const SCHEMA: &str = include_str!("schema.surql");
 const STATE_VERSION: u32 = 1;
+/// Most statements in flight when `graph.write_tasks` is 0 (one per core): only 2 were measured (on 2 cores), and
+/// the on-disk store commits one writer at a time, so many more would mostly queue.
+const MAX_AUTO_WRITE_TASKS: usize = 4;
 
 /// Files of a workspace's graph.
 pub fn brain_dir(workspace: &Path) -> PathBuf {
@@ -386,7 +389,8 @@ impl GraphStore {
             ns: cfg.namespace.clone(),
             batch: cfg.batch_size,
             write_tasks: match cfg.write_tasks {
-                0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+                0 => std::thread::available_parallelism()
+                    .map_or(2, |n| n.get().min(MAX_AUTO_WRITE_TASKS)),
                 n => n,
             },
             current,
@@ -511,7 +515,8 @@ impl GraphStore {
     /// Inserts every node and edge of `graph` into the selected (fresh) database: `batch` records per statement,
     /// up to `tasks` statements in flight. SurrealDB runs each statement on one thread, so statements in flight on
     /// several cores are the main lever on write time. Relations do not need their ends to exist yet, so node and
-    /// edge batches share one queue. Dropping the future (cancel) aborts the statements still running.
+    /// edge batches share one queue. Dropping the future (cancel) aborts the embedded statements still running (a
+    /// remote server finishes those already sent, into the new database that never becomes current).
     async fn insert_batches(
         &self,
         graph: &CodeGraph,
@@ -581,10 +586,17 @@ impl GraphStore {
             let Some(joined) = running.join_next().await else {
                 break;
             };
-            let (label, n) = joined.map_err(|e| GraphError::Io {
-                path: self.location.clone(),
-                cause: std::io::Error::other(format!("graph write task failed: {e}")),
-            })??;
+            let joined = match joined {
+                Ok(done) => done,
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(e) => {
+                    return Err(GraphError::Io {
+                        path: self.location.clone(),
+                        cause: std::io::Error::other(format!("graph write task failed: {e}")),
+                    });
+                }
+            };
+            let (label, n) = joined?;
             done += n as u64;
             sink.event(ProgressEvent {
                 stage: "store",

@@ -221,11 +221,13 @@ DEBUG = os.environ.get("APP_DEBUG")
 def home():
     a = os.environ["HOME"]
     b = os.getenv('TMPDIR', "/tmp")
-    c = environ.setdefault("LANG", "C")
+    c = os.environ.setdefault("LANG", "C")
     d = "NO_COLOR" in os.environ
     e = os.environ.get(f"APP_{a}")
     f = os.environ.get(name)
     g = settings.get("not_env")
+    h = request.environ["HTTP_HOST"] + environ["PATH_INFO"]
+    os.environ.pop("SET_ONLY")
     return os.environ.get("")
 "#;
     assert_eq!(
@@ -242,7 +244,7 @@ def home():
     static String tmp() { return System.getProperty("java.io.tmpdir"); }
     String home() { return System.getenv("HOME"); }
     int size(java.util.Properties p) { return Integer.getInteger("conf.size", 4) + p.getProperty("conf.name").length(); }
-    String other(Map m) { return m.get("not.a.property") + System.getProperty(key); }
+    String other(Map m) { System.setProperty("set.only", "1"); return m.get("not.a.property") + System.getProperty(key); }
 }
 "#;
     assert_eq!(
@@ -259,7 +261,7 @@ def home():
         config_reads(Lang::Cpp, cpp),
         ["env HOME @2 in=home", "env N @3 in=n"]
     );
-    let c = "const char* home(void) { return getenv(\"HOME\"); }\n";
+    let c = "const char* home(void) { setenv(\"SET_ONLY\", \"1\", 1); return getenv(\"HOME\"); }\n";
     assert_eq!(config_reads(Lang::C, c), ["env HOME @1 in=home"]);
     let js = "function port() { return process.env.PORT || process.env['HOST'] || env.OTHER; }\n";
     for lang in [Lang::JavaScript, Lang::TypeScript] {

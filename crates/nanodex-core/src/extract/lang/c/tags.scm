@@ -15,4 +15,4 @@
 
 ; Configuration keys read by a literal name: @config.env on the read, @config.key on the name.
 (call_expression function: (identifier) @_f arguments: (argument_list . (string_literal) @config.key)
-  (#any-of? @_f "getenv" "secure_getenv" "setenv" "unsetenv")) @config.env
+  (#any-of? @_f "getenv" "secure_getenv")) @config.env

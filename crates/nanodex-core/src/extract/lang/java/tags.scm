@@ -34,6 +34,6 @@
 (method_invocation object: (identifier) @_sys name: (identifier) @_m arguments: (argument_list . (string_literal) @config.key)
   (#eq? @_sys "System") (#eq? @_m "getenv")) @config.env
 (method_invocation name: (identifier) @_m arguments: (argument_list . (string_literal) @config.key)
-  (#any-of? @_m "getProperty" "setProperty" "clearProperty" "privilegedGetProperty")) @config.property
+  (#any-of? @_m "getProperty" "privilegedGetProperty")) @config.property
 (method_invocation object: (identifier) @_t name: (identifier) @_m arguments: (argument_list . (string_literal) @config.key)
   (#any-of? @_t "Integer" "Long" "Boolean") (#any-of? @_m "getInteger" "getLong" "getBoolean")) @config.property

@@ -24,12 +24,13 @@
   right: (call function: (identifier) @local.type) (#eq? @_self "self")) @local.member
 
 ; Configuration keys read by a literal name: @config.env / @config.property on the read, @config.key on the name.
-(call function: (attribute object: [(identifier) @_env (attribute attribute: (identifier) @_env)] attribute: (identifier) @_get)
+; Only `os.environ` (or `_os.environ`): a bare `environ` is usually a WSGI request dict, not the process environment.
+(call function: (attribute object: (attribute object: (identifier) @_os attribute: (identifier) @_env) attribute: (identifier) @_get)
   arguments: (argument_list . (string) @config.key)
-  (#eq? @_env "environ") (#any-of? @_get "get" "setdefault" "pop")) @config.env
-(subscript value: [(identifier) @_env (attribute attribute: (identifier) @_env)] subscript: (string) @config.key
-  (#eq? @_env "environ")) @config.env
-(comparison_operator . (string) @config.key [(identifier) @_env (attribute attribute: (identifier) @_env)] .
-  (#eq? @_env "environ")) @config.env
-(call function: [(identifier) @_f (attribute attribute: (identifier) @_f)] arguments: (argument_list . (string) @config.key)
-  (#any-of? @_f "getenv" "getenvb" "putenv" "unsetenv")) @config.env
+  (#match? @_os "^_?os$") (#eq? @_env "environ") (#any-of? @_get "get" "setdefault")) @config.env
+(subscript value: (attribute object: (identifier) @_os attribute: (identifier) @_env) subscript: (string) @config.key
+  (#match? @_os "^_?os$") (#eq? @_env "environ")) @config.env
+(comparison_operator . (string) @config.key (attribute object: (identifier) @_os attribute: (identifier) @_env) .
+  (#match? @_os "^_?os$") (#eq? @_env "environ")) @config.env
+(call function: (attribute object: (identifier) @_os attribute: (identifier) @_f) arguments: (argument_list . (string) @config.key)
+  (#match? @_os "^_?os$") (#any-of? @_f "getenv" "getenvb")) @config.env
