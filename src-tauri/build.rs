@@ -18,7 +18,10 @@ fn newest(path: &Path) -> Option<SystemTime> {
 }
 
 fn main() {
-    let ui = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../ui");
+    // Read at run time, not with env!(): a build script compiled for a copy of the checkout elsewhere (same target
+    // directory, same hash) would otherwise look for that copy's ui/.
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let ui = PathBuf::from(manifest_dir).join("../ui");
     let sources = ["src", "index.html", "package.json", "vite.config.ts"];
     for s in sources {
         println!("cargo:rerun-if-changed=../ui/{s}");
