@@ -301,14 +301,22 @@ impl<'c> Writer<'c> {
 /// Configuration keys read in one module: `(kind, key)` pairs, and the code nodes that read them.
 type ModuleConfig<'g> = (BTreeSet<(&'g str, &'g str)>, BTreeSet<usize>);
 
-/// The `(kind, key)` pairs of a code node's `meta.config` (configuration keys it reads by name).
-fn config_keys(n: &Node) -> impl Iterator<Item = (&str, &str)> {
+/// The configuration keys a code node reads by name, from its `meta.config`: `(kind, key, first line)`.
+fn config_reads(n: &Node) -> impl Iterator<Item = (&str, &str, u64)> {
     n.meta
         .get("config")
         .and_then(|c| c.as_array())
         .into_iter()
         .flatten()
-        .filter_map(|e| Some((e.get("kind")?.as_str()?, e.get("key")?.as_str()?)))
+        .filter_map(|e| {
+            let line = e.get("lines")?.as_array()?.first()?.as_u64().unwrap_or(0);
+            Some((e.get("kind")?.as_str()?, e.get("key")?.as_str()?, line))
+        })
+}
+
+/// The `(kind, key)` pairs of [`config_reads`].
+fn config_keys(n: &Node) -> impl Iterator<Item = (&str, &str)> {
+    config_reads(n).map(|(kind, key, _)| (kind, key))
 }
 
 /// "Reads environment variables `A` and `B`." and "Reads property `x`." for the given `(kind, key)` pairs.
@@ -1240,20 +1248,7 @@ impl<'a, 'c> Builder<'a, 'c> {
             if ix.is_test(i) {
                 continue;
             }
-            let Some(entries) = ix.node(i).meta.get("config").and_then(|c| c.as_array()) else {
-                continue;
-            };
-            for e in entries {
-                let field = |k: &str| e.get(k).and_then(|v| v.as_str());
-                let (Some(kind), Some(key)) = (field("kind"), field("key")) else {
-                    continue;
-                };
-                let line = e
-                    .get("lines")
-                    .and_then(|l| l.as_array())
-                    .and_then(|l| l.first())
-                    .and_then(|l| l.as_u64())
-                    .unwrap_or(0);
+            for (kind, key, line) in config_reads(ix.node(i)) {
                 keys.entry((kind, key)).or_default().push((i, line));
             }
         }
