@@ -195,6 +195,13 @@ enum GraphCommand {
 }
 
 fn main() -> ExitCode {
+    // candle's CPU thread pool spins 25,000 rounds after each op before it parks. Those spinning threads take the
+    // cores that the matmul threads need: on 2 cores a LoRA step ran at 75 instead of 127 tokens/s. Parked
+    // workers cost a wake-up per op instead, which does not show at these op sizes. An explicit setting wins.
+    if std::env::var_os("CANDLE_BARRIER_POOL_SPIN_LIMIT").is_none() {
+        // SAFETY: no other thread exists yet; candle reads the variable when its pool starts.
+        unsafe { std::env::set_var("CANDLE_BARRIER_POOL_SPIN_LIMIT", "0") };
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_env("NANODEX_LOG")
         // surrealkv warns when its tree is dropped after the runtime stops; its WAL makes that harmless.
         .unwrap_or_else(|_| "warn,surrealkv::lsm=error".into());

@@ -116,7 +116,9 @@ impl Generator<'_> {
         let mut finish = Finish::Length;
         let mut started: Option<Instant> = None;
         while ids.len() < params.max_tokens {
-            let logits = self.model.forward(&input, Some(&mut cache), &pass)?;
+            // In candle's pool (see `Device::with_context`): this thread works instead of waiting for it.
+            let logits =
+                device.with_context(|| self.model.forward(&input, Some(&mut cache), &pass))?;
             let last = logits.squeeze(0)?.get(logits.dim(1)? - 1)?;
             let next = sampler.sample(&last.to_dtype(candle_core::DType::F32)?)?;
             started.get_or_insert_with(Instant::now);

@@ -70,19 +70,14 @@ impl Pass {
         }
     }
 
-    /// Inverted dropout with a mask drawn from the seeded generator: one random byte per element (the generator's
-    /// bulk fill) compared with `p` in 1/256 steps by tensor ops, so the per-element work is vectorised.
-    fn dropout(&self, x: &Tensor, p: f64) -> Result<Tensor> {
-        let Some(rng) = self.rng.as_ref().filter(|_| self.train && p > 0.0) else {
-            return Ok(x.clone());
-        };
-        let mut bytes = vec![0u8; x.elem_count()];
+    /// A dropout mask for `n` elements, drawn from the seeded generator: one random byte per element (the
+    /// generator's bulk fill), kept when at or above the returned threshold (`p` in 1/256 steps). `None` when
+    /// not training or `p` is 0.
+    fn dropout_mask(&self, n: usize, p: f64) -> Option<(Vec<u8>, u8)> {
+        let rng = self.rng.as_ref().filter(|_| self.train && p > 0.0)?;
+        let mut bytes = vec![0u8; n];
         rng.lock().expect("dropout rng").fill_bytes(&mut bytes);
-        let threshold = (p * 256.0).round().clamp(1.0, 255.0);
-        let keep = 256.0 / (256.0 - threshold);
-        let r = Tensor::from_vec(bytes, x.shape(), x.device())?.to_dtype(DType::F32)?;
-        let mask = (r.ge(threshold)?.to_dtype(DType::F32)? * keep)?;
-        x.mul(&mask.to_dtype(x.dtype())?)
+        Some((bytes, (p * 256.0).round().clamp(1.0, 255.0) as u8))
     }
 }
 
@@ -92,15 +87,21 @@ impl Linear {
         let (lead, inner) = dims.split_at(dims.len() - 1);
         let rows: usize = lead.iter().product();
         let x2 = x.reshape((rows, inner[0]))?;
-        let mut y = ops::frozen_linear(&x2, &self.weight, pass.train)?;
+        let mut y = match &self.lora {
+            Some(lora) if pass.train => {
+                let mask = pass.dropout_mask(x2.elem_count(), lora.dropout);
+                ops::lora_linear(&x2, &self.weight, &lora.a, &lora.b, lora.scale, mask)?
+            }
+            Some(lora) => {
+                let y = ops::frozen_linear(&x2, &self.weight, false)?;
+                (y + x2
+                    .matmul(&lora.a.t()?)?
+                    .matmul(&(&lora.b * lora.scale)?.t()?)?)?
+            }
+            None => ops::frozen_linear(&x2, &self.weight, pass.train)?,
+        };
         if let Some(bias) = &self.bias {
             y = y.broadcast_add(bias)?;
-        }
-        if let Some(lora) = &self.lora {
-            let xd = pass.dropout(&x2, lora.dropout)?;
-            // Scaling the small B instead of the [rows, out] product saves a full-size elementwise op.
-            let b = (&lora.b * lora.scale)?;
-            y = (y + xd.matmul(&lora.a.t()?)?.matmul(&b.t()?)?)?;
         }
         let mut out = lead.to_vec();
         out.push(self.weight.out_features());
@@ -301,11 +302,13 @@ impl Model {
             }
             let k = candle_transformers::utils::repeat_kv(k, h / kvh)?.contiguous()?;
             let v = candle_transformers::utils::repeat_kv(v, h / kvh)?.contiguous()?;
-            let mut att = (q.matmul(&k.t()?)? * (1.0 / (d as f64).sqrt()))?;
-            if let Some(mask) = &mask {
-                att = att.broadcast_add(mask)?;
-            }
-            let att = ops::softmax(&att, pass.train)?;
+            let att = ops::causal_softmax(
+                &q.matmul(&k.t()?)?,
+                1.0 / (d as f64).sqrt(),
+                past,
+                mask.as_ref(),
+                pass.train,
+            )?;
             let y = att
                 .matmul(&v)?
                 .transpose(1, 2)?
@@ -314,9 +317,10 @@ impl Model {
             x = (layer.o_proj.forward(&y, pass)? + residual)?;
             let residual = x.clone();
             let xn = ops::rms_norm(&x, &layer.post_norm, cfg.rms_norm_eps, pass.train)?;
-            let gate = candle_nn::ops::silu(&layer.gate_proj.forward(&xn, pass)?)?;
+            let gate = layer.gate_proj.forward(&xn, pass)?;
             let up = layer.up_proj.forward(&xn, pass)?;
-            x = (layer.down_proj.forward(&(gate * up)?, pass)? + residual)?;
+            let act = ops::swiglu(&gate, &up, pass.train)?;
+            x = (layer.down_proj.forward(&act, pass)? + residual)?;
         }
         ops::rms_norm(&x, &self.norm, cfg.rms_norm_eps, pass.train)
     }

@@ -1,13 +1,20 @@
 //! Tensor operations for training and inference.
 //!
-//! candle's fused kernels (`rms_norm`, `rope`, `softmax_last_dim`) have no backward pass, and its matmul backward
-//! computes the weight gradient even for frozen weights. Training therefore uses differentiable compositions of
-//! basic ops, and frozen projections go through [`frozen_linear`], whose backward yields only the input gradient:
-//! no `dW` matmul for the 135M frozen parameters, and no f32 copy of a 4-bit weight kept alive for backward.
-
+//! candle's fused kernels (`rms_norm`, `rope`, `softmax_last_dim`) have no backward pass, its matmul backward
+//! computes the weight gradient even for frozen weights, and every composed op keeps its output alive until the
+//! backward pass. Training on the CPU therefore runs its own fused kernels with backward passes ([`CustomOp1`]s
+//! over contiguous f32 rows): frozen projections ([`frozen_linear`]: only the input gradient, no `dW` matmul for
+//! the 135M frozen parameters, no f32 copy of a 4-bit weight kept alive), RMSNorm, RoPE, the scaled causal
+//! softmax and dropout (a byte mask instead of an f32 one). Each keeps one output per call where the composition
+//! kept three to six, which is most of the activation memory of a step, and makes one pass over memory where the
+//! composition made several. On other devices training uses differentiable compositions of candle's basic ops.
 use candle_core::backend::BackendStorage;
 use candle_core::quantized::{QMatMul, QTensor};
-use candle_core::{CpuStorage, CustomOp2, D, Layout, Module, Result, Shape, Tensor};
+use candle_core::{
+    CpuStorage, CustomOp1, CustomOp2, CustomOp3, D, DType, Layout, Module, Result, Shape, Storage,
+    Tensor, bail,
+};
+use rayon::prelude::*;
 use std::sync::Arc;
 
 /// A frozen weight `[out, in]`: dense f32, or 4-bit blocks dequantized on the fly (QLoRA).
@@ -107,17 +114,320 @@ pub fn frozen_linear(x: &Tensor, w: &Frozen, train: bool) -> Result<Tensor> {
             Frozen::Quant(q) => QMatMul::from_arc(q.clone())?.forward(x),
         };
     }
-    let dense = w.dense()?;
-    let y = x.detach().matmul(&dense.t()?)?.contiguous()?;
-    drop(dense);
-    let w = w.clone();
-    x.apply_op2(
-        &y,
-        PassThrough {
-            name: "frozen-linear",
-            grad_of: move |_x: &Tensor, grad: &Tensor| grad.matmul(&w.dense()?),
-        },
-    )
+    x.apply_op1(FrozenMatmul { w: w.clone() })
+}
+
+/// `x · Wᵀ` as one op: the product is computed in the forward pass itself (no copy of it is kept), and the
+/// backward pass returns only `dx = g · W`.
+struct FrozenMatmul {
+    w: Frozen,
+}
+
+impl FrozenMatmul {
+    /// `(m, n, k)` of the product and the transposed dense weight.
+    fn operands(&self, l: &Layout) -> Result<((usize, usize, usize), Tensor)> {
+        let (m, k) = l.shape().dims2()?;
+        Ok(((m, self.w.out_features(), k), self.w.dense()?.t()?))
+    }
+}
+
+impl CustomOp1 for FrozenMatmul {
+    fn name(&self) -> &'static str {
+        "frozen-matmul"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let ((m, n, k), wt) = self.operands(l)?;
+        let (ws, wl) = wt.storage_and_layout();
+        let Storage::Cpu(ws) = &*ws else {
+            bail!("frozen-matmul: the weight is not on the CPU")
+        };
+        Ok((s.matmul(ws, (1, m, n, k), l, wl)?, Shape::from((m, n))))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s: &candle_core::CudaStorage,
+        l: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let ((m, n, k), wt) = self.operands(l)?;
+        let (ws, wl) = wt.storage_and_layout();
+        let Storage::Cuda(ws) = &*ws else {
+            bail!("frozen-matmul: the weight is not on the GPU")
+        };
+        Ok((s.matmul(ws, (1, m, n, k), l, wl)?, Shape::from((m, n))))
+    }
+
+    fn bwd(&self, _x: &Tensor, _y: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(grad.matmul(&self.w.dense()?)?))
+    }
+}
+
+/// A LoRA projection while training: `x · Wᵀ + scale · dropout(x) · Aᵀ · Bᵀ` for `x` `[n, in]`, `A` `[r, in]`,
+/// `B` `[out, r]`. On the CPU it is one op that keeps only its output for the backward pass (the dropped-out
+/// input and the low-rank product are recomputed there, `[n, r]` and one `[n, in]` pass); elsewhere it is
+/// composed of basic ops. `dropout` is the byte mask and threshold of [`dropout_mask`].
+pub fn lora_linear(
+    x: &Tensor,
+    w: &Frozen,
+    a: &Tensor,
+    b: &Tensor,
+    scale: f64,
+    dropout: Option<(Vec<u8>, u8)>,
+) -> Result<Tensor> {
+    if fused(x, true) {
+        let dropout = match dropout {
+            Some((mask, threshold)) => Some(Dropout::new(x, mask, threshold)?),
+            None => None,
+        };
+        return x.contiguous()?.apply_op3(
+            a,
+            b,
+            LoraLinear {
+                w: w.clone(),
+                scale: scale as f32,
+                dropout,
+            },
+        );
+    }
+    let y = frozen_linear(x, w, true)?;
+    let xd = match dropout {
+        Some((mask, threshold)) => dropout_mask(x, mask, threshold)?,
+        None => x.clone(),
+    };
+    // Scaling the small B instead of the [n, out] product saves a full-size elementwise op.
+    y + xd.matmul(&a.t()?)?.matmul(&(b * scale)?.t()?)?
+}
+
+struct LoraLinear {
+    w: Frozen,
+    scale: f32,
+    dropout: Option<Dropout>,
+}
+
+impl CustomOp3 for LoraLinear {
+    fn name(&self) -> &'static str {
+        "lora-linear"
+    }
+
+    fn cpu_fwd(
+        &self,
+        sx: &CpuStorage,
+        lx: &Layout,
+        sa: &CpuStorage,
+        la: &Layout,
+        sb: &CpuStorage,
+        lb: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (n, k) = lx.shape().dims2()?;
+        let (r, out) = (la.shape().dims2()?.0, self.w.out_features());
+        let wt = self.w.dense()?.t()?;
+        let (ws, wl) = wt.storage_and_layout();
+        let Storage::Cpu(ws) = &*ws else {
+            bail!("lora-linear: the weight is not on the CPU")
+        };
+        let mut y = sx.matmul(ws, (1, n, out, k), lx, wl)?;
+        let dropped;
+        let dense = Layout::contiguous((n, k));
+        let (xd, lxd) = match &self.dropout {
+            Some(d) => {
+                dropped = d.apply(f32_slice(sx, lx, self.name())?);
+                (&dropped, &dense)
+            }
+            None => (sx, lx),
+        };
+        let h = xd.matmul(sa, (1, n, r, k), lxd, &la.transpose(0, 1)?)?;
+        let low = h.matmul(
+            sb,
+            (1, n, out, r),
+            &Layout::contiguous((n, r)),
+            &lb.transpose(0, 1)?,
+        )?;
+        let (CpuStorage::F32(y_v), CpuStorage::F32(low)) = (&mut y, &low) else {
+            bail!("lora-linear: expects f32")
+        };
+        y_v.par_iter_mut()
+            .zip(low.par_iter())
+            .with_min_len(4096)
+            .for_each(|(y, l)| *y += self.scale * l);
+        Ok((y, Shape::from((n, out))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        a: &Tensor,
+        b: &Tensor,
+        _y: &Tensor,
+        g: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (x, a, b) = (x.detach(), a.detach(), b.detach());
+        let xd = match &self.dropout {
+            Some(d) => x.apply_op1_no_bwd(d)?,
+            None => x.clone(),
+        };
+        let scale = self.scale as f64;
+        let h = xd.matmul(&a.t()?)?;
+        let gb = (g.t()?.matmul(&h)? * scale)?;
+        let gh = (g.matmul(&b)? * scale)?;
+        let ga = gh.t()?.matmul(&xd)?;
+        drop(xd);
+        let mut low = gh.matmul(&a)?;
+        if let Some(d) = &self.dropout {
+            low = low.apply_op1_no_bwd(d)?;
+        }
+        let gx = (g.matmul(&self.w.dense()?)? + low)?;
+        Ok((Some(gx), Some(ga), Some(gb)))
+    }
+}
+
+/// SwiGLU `silu(gate) ∘ up`; one fused op with a backward pass when training on the CPU.
+pub fn swiglu(gate: &Tensor, up: &Tensor, train: bool) -> Result<Tensor> {
+    if fused(gate, train) && up.shape() == gate.shape() {
+        return gate.contiguous()?.apply_op2(&up.contiguous()?, SwiGlu);
+    }
+    candle_nn::ops::silu(gate)? * up
+}
+
+fn sigmoid(v: f32) -> f32 {
+    1.0 / (1.0 + (-v).exp())
+}
+
+struct SwiGlu;
+
+impl CustomOp2 for SwiGlu {
+    fn name(&self) -> &'static str {
+        "swiglu"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (g, u) = (
+            f32_slice(s1, l1, self.name())?,
+            f32_slice(s2, l2, self.name())?,
+        );
+        let out = g
+            .par_iter()
+            .zip(u.par_iter())
+            .with_min_len(4096)
+            .map(|(g, u)| g * sigmoid(*g) * u)
+            .collect();
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        gate: &Tensor,
+        up: &Tensor,
+        _y: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let grad = grad.contiguous()?;
+        let d_gate = gate.apply_op3_no_bwd(up, &grad, &SwiGluGrad { of_gate: true })?;
+        let d_up = gate.apply_op3_no_bwd(up, &grad, &SwiGluGrad { of_gate: false })?;
+        Ok((Some(d_gate), Some(d_up)))
+    }
+}
+
+/// Gradient of [`SwiGlu`] with respect to the gate (`g ∘ u ∘ σ(x)(1 + x(1 − σ(x)))`) or to up (`g ∘ silu(x)`).
+struct SwiGluGrad {
+    of_gate: bool,
+}
+
+impl CustomOp3 for SwiGluGrad {
+    fn name(&self) -> &'static str {
+        "swiglu-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let name = self.name();
+        let (x, u, g) = (
+            f32_slice(s1, l1, name)?,
+            f32_slice(s2, l2, name)?,
+            f32_slice(s3, l3, name)?,
+        );
+        let of_gate = self.of_gate;
+        let out = x
+            .par_iter()
+            .zip(u.par_iter().zip(g.par_iter()))
+            .with_min_len(4096)
+            .map(|(x, (u, g))| {
+                let s = sigmoid(*x);
+                if of_gate {
+                    g * u * s * (1.0 + x * (1.0 - s))
+                } else {
+                    g * x * s
+                }
+            })
+            .collect();
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+}
+
+/// Whether training can use the fused CPU kernels for `x`.
+fn fused(x: &Tensor, train: bool) -> bool {
+    train && x.device().is_cpu() && x.dtype() == DType::F32
+}
+
+/// The contiguous f32 slice a CPU kernel reads.
+fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
+    let CpuStorage::F32(v) = s else {
+        bail!("{op}: expects f32")
+    };
+    let Some((a, b)) = l.contiguous_offsets() else {
+        bail!("{op}: expects a contiguous input")
+    };
+    Ok(&v[a..b])
+}
+
+/// Applies `f(input row, output row)` to every row of `width` elements, in parallel.
+fn map_rows(x: &[f32], width: usize, f: impl Fn(usize, &[f32], &mut [f32]) + Sync) -> CpuStorage {
+    let mut out = vec![0f32; x.len()];
+    out.par_chunks_mut(width)
+        .zip(x.par_chunks(width))
+        .enumerate()
+        .with_min_len(16)
+        .for_each(|(r, (o, x))| f(r, x, o));
+    CpuStorage::F32(out)
+}
+
+/// Like [`map_rows`] with a second input of the same shape.
+fn map_rows2(
+    x: &[f32],
+    y: &[f32],
+    width: usize,
+    f: impl Fn(usize, &[f32], &[f32], &mut [f32]) + Sync,
+) -> CpuStorage {
+    let mut out = vec![0f32; x.len()];
+    out.par_chunks_mut(width)
+        .zip(x.par_chunks(width).zip(y.par_chunks(width)))
+        .enumerate()
+        .with_min_len(16)
+        .for_each(|(r, (o, (x, y)))| f(r, x, y, o));
+    CpuStorage::F32(out)
+}
+
+/// The last dimension of a layout.
+fn last_dim(l: &Layout) -> Result<usize> {
+    l.shape()
+        .dims()
+        .last()
+        .copied()
+        .ok_or_else(|| candle_core::Error::Msg("a scalar".into()))
 }
 
 /// RMSNorm `x / sqrt(mean(x²) + eps) · w` over the last dimension; fused kernel unless training.
@@ -125,8 +435,92 @@ pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f64, train: bool) -> Result<Tensor>
     if !train {
         return candle_nn::ops::rms_norm(&x.contiguous()?, w, eps as f32);
     }
+    if fused(x, train) {
+        let w = w.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+        return x.contiguous()?.apply_op1(RmsNorm {
+            w: Arc::new(w),
+            eps: eps as f32,
+        });
+    }
     let norm = (x.sqr()?.mean_keepdim(D::Minus1)? + eps)?.sqrt()?;
     x.broadcast_div(&norm)?.broadcast_mul(w)
+}
+
+/// Fused RMSNorm with a frozen weight; backward: `dx = r·(g∘w) − x·r³·mean(g∘w∘x)`, `r = 1/sqrt(mean(x²)+eps)`.
+#[derive(Clone)]
+struct RmsNorm {
+    w: Arc<Vec<f32>>,
+    eps: f32,
+}
+
+impl RmsNorm {
+    fn inv_rms(&self, x: &[f32]) -> f32 {
+        let ms = x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32;
+        1.0 / (ms + self.eps).sqrt()
+    }
+}
+
+impl CustomOp1 for RmsNorm {
+    fn name(&self) -> &'static str {
+        "rms-norm-train"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = f32_slice(s, l, self.name())?;
+        let width = last_dim(l)?;
+        let out = map_rows(x, width, |_, x, o| {
+            let r = self.inv_rms(x);
+            for ((o, x), w) in o.iter_mut().zip(x).zip(self.w.iter()) {
+                *o = x * r * w;
+            }
+        });
+        Ok((out, l.shape().clone()))
+    }
+
+    fn bwd(&self, x: &Tensor, _y: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(x.apply_op2_no_bwd(
+            &grad.contiguous()?,
+            &RmsNormGrad(self.clone()),
+        )?))
+    }
+}
+
+struct RmsNormGrad(RmsNorm);
+
+impl CustomOp2 for RmsNormGrad {
+    fn name(&self) -> &'static str {
+        "rms-norm-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, g) = (
+            f32_slice(s1, l1, self.name())?,
+            f32_slice(s2, l2, self.name())?,
+        );
+        let width = last_dim(l1)?;
+        let w = &self.0.w;
+        let out = map_rows2(x, g, width, |_, x, g, o| {
+            let r = self.0.inv_rms(x);
+            let dot = x
+                .iter()
+                .zip(g)
+                .zip(w.iter())
+                .map(|((x, g), w)| x * g * w)
+                .sum::<f32>()
+                / width as f32;
+            let c = r * r * r * dot;
+            for (((o, x), g), w) in o.iter_mut().zip(x).zip(g).zip(w.iter()) {
+                *o = r * g * w - x * c;
+            }
+        });
+        Ok((out, l1.shape().clone()))
+    }
 }
 
 /// Rotary position embedding in the rotate-half form of Hugging Face Llama/Qwen2, for `x` `[b, h, t, d]` and
@@ -134,6 +528,13 @@ pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f64, train: bool) -> Result<Tensor>
 pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor, train: bool) -> Result<Tensor> {
     if !train {
         return candle_nn::rotary_emb::rope(&x.contiguous()?, cos, sin);
+    }
+    if fused(x, train) {
+        return x.contiguous()?.apply_op1(Rope {
+            cos: Arc::new(cos.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?),
+            sin: Arc::new(sin.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?),
+            sign: 1.0,
+        });
     }
     let half = x.dim(D::Minus1)? / 2;
     let cos = Tensor::cat(&[cos, cos], D::Minus1)?;
@@ -144,12 +545,229 @@ pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor, train: bool) -> Result<Tenso
     x.broadcast_mul(&cos)? + rotated.broadcast_mul(&sin)?
 }
 
+/// Fused rotate-half RoPE over rows `[.., t, d]`; its transpose (the backward pass) is the same rotation with
+/// `sin` negated (`sign` -1).
+#[derive(Clone)]
+struct Rope {
+    cos: Arc<Vec<f32>>,
+    sin: Arc<Vec<f32>>,
+    sign: f32,
+}
+
+impl CustomOp1 for Rope {
+    fn name(&self) -> &'static str {
+        "rope-train"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = f32_slice(s, l, self.name())?;
+        let dims = l.shape().dims();
+        let (t, d) = (dims[dims.len() - 2], dims[dims.len() - 1]);
+        let half = d / 2;
+        if self.cos.len() != t * half || self.sin.len() != t * half {
+            bail!("rope: tables do not match {t} positions of {d}")
+        }
+        let out = map_rows(x, d, |r, x, o| {
+            let p = (r % t) * half;
+            let (cos, sin) = (&self.cos[p..p + half], &self.sin[p..p + half]);
+            let (x1, x2) = x.split_at(half);
+            let (o1, o2) = o.split_at_mut(half);
+            for i in 0..half {
+                let (c, s) = (cos[i], self.sign * sin[i]);
+                o1[i] = x1[i] * c - x2[i] * s;
+                o2[i] = x2[i] * c + x1[i] * s;
+            }
+        });
+        Ok((out, l.shape().clone()))
+    }
+
+    fn bwd(&self, _x: &Tensor, _y: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let transpose = Rope {
+            sign: -self.sign,
+            ..self.clone()
+        };
+        Ok(Some(grad.contiguous()?.apply_op1_no_bwd(&transpose)?))
+    }
+}
+
 /// Softmax over the last dimension; fused kernel unless training.
 pub fn softmax(x: &Tensor, train: bool) -> Result<Tensor> {
     if train {
         candle_nn::ops::softmax(x, D::Minus1)
     } else {
         candle_nn::ops::softmax_last_dim(&x.contiguous()?)
+    }
+}
+
+/// Attention weights `softmax(scale · scores + causal mask)` for scores `[b, h, t, past + t]`, where query `i`
+/// sees keys `0..=past + i`. `mask` is that causal mask as an additive `[t, past + t]` tensor (for the composed
+/// path); training on the CPU uses one fused kernel instead.
+pub fn causal_softmax(
+    scores: &Tensor,
+    scale: f64,
+    past: usize,
+    mask: Option<&Tensor>,
+    train: bool,
+) -> Result<Tensor> {
+    if fused(scores, train) {
+        return scores.contiguous()?.apply_op1(CausalSoftmax {
+            scale: scale as f32,
+            past,
+        });
+    }
+    let mut att = (scores * scale)?;
+    if let Some(mask) = mask {
+        att = att.broadcast_add(mask)?;
+    }
+    softmax(&att, train)
+}
+
+/// Fused scaled causal softmax; backward: `dx = scale · y ∘ (g − Σ g∘y)` per row.
+struct CausalSoftmax {
+    scale: f32,
+    past: usize,
+}
+
+impl CustomOp1 for CausalSoftmax {
+    fn name(&self) -> &'static str {
+        "causal-softmax"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = f32_slice(s, l, self.name())?;
+        let dims = l.shape().dims();
+        let (t, total) = (dims[dims.len() - 2], dims[dims.len() - 1]);
+        let out = map_rows(x, total, |r, x, o| {
+            let seen = (self.past + r % t + 1).min(total);
+            let max = x[..seen].iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v)) * self.scale;
+            let mut sum = 0.0;
+            for (o, x) in o[..seen].iter_mut().zip(x) {
+                *o = (x * self.scale - max).exp();
+                sum += *o;
+            }
+            let inv = 1.0 / sum;
+            o[..seen].iter_mut().for_each(|o| *o *= inv);
+        });
+        Ok((out, l.shape().clone()))
+    }
+
+    fn bwd(&self, _x: &Tensor, y: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(y.apply_op2_no_bwd(
+            &grad.contiguous()?,
+            &SoftmaxGrad { scale: self.scale },
+        )?))
+    }
+}
+
+struct SoftmaxGrad {
+    scale: f32,
+}
+
+impl CustomOp2 for SoftmaxGrad {
+    fn name(&self) -> &'static str {
+        "softmax-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (y, g) = (
+            f32_slice(s1, l1, self.name())?,
+            f32_slice(s2, l2, self.name())?,
+        );
+        let out = map_rows2(y, g, last_dim(l1)?, |_, y, g, o| {
+            let dot = y.iter().zip(g).map(|(y, g)| y * g).sum::<f32>();
+            for ((o, y), g) in o.iter_mut().zip(y).zip(g) {
+                *o = self.scale * y * (g - dot);
+            }
+        });
+        Ok((out, l1.shape().clone()))
+    }
+}
+
+/// Inverted dropout `x ∘ keep(mask) / (1 − p)` where element `i` is kept when `mask[i] ≥ threshold` (one random
+/// byte per element; `p = threshold / 256`).
+pub fn dropout_mask(x: &Tensor, mask: Vec<u8>, threshold: u8) -> Result<Tensor> {
+    if mask.len() != x.elem_count() {
+        bail!(
+            "dropout: mask of {} for {} elements",
+            mask.len(),
+            x.elem_count()
+        )
+    }
+    if fused(x, true) {
+        return x.contiguous()?.apply_op1(Dropout::new(x, mask, threshold)?);
+    }
+    let scale = 256.0 / (256.0 - threshold as f64);
+    let r = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(DType::F32)?;
+    let keep = (r.ge(threshold as f64)?.to_dtype(DType::F32)? * scale)?;
+    x.mul(&keep.to_dtype(x.dtype())?)
+}
+
+/// Fused dropout; it is linear, so its backward pass applies the same mask to the gradient.
+#[derive(Clone)]
+struct Dropout {
+    mask: Arc<Vec<u8>>,
+    threshold: u8,
+    scale: f32,
+}
+
+impl Dropout {
+    fn new(x: &Tensor, mask: Vec<u8>, threshold: u8) -> Result<Self> {
+        if mask.len() != x.elem_count() {
+            bail!(
+                "dropout: mask of {} for {} elements",
+                mask.len(),
+                x.elem_count()
+            )
+        }
+        Ok(Self {
+            mask: Arc::new(mask),
+            threshold,
+            scale: 256.0 / (256.0 - threshold as f32),
+        })
+    }
+
+    fn apply(&self, x: &[f32]) -> CpuStorage {
+        CpuStorage::F32(
+            x.par_iter()
+                .zip(self.mask.par_iter())
+                .with_min_len(4096)
+                .map(|(x, m)| {
+                    if *m >= self.threshold {
+                        x * self.scale
+                    } else {
+                        0.0
+                    }
+                })
+                .collect(),
+        )
+    }
+}
+
+impl CustomOp1 for Dropout {
+    fn name(&self) -> &'static str {
+        "dropout"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = f32_slice(s, l, self.name())?;
+        if x.len() != self.mask.len() {
+            bail!(
+                "dropout: mask of {} for {} elements",
+                self.mask.len(),
+                x.len()
+            )
+        }
+        Ok((self.apply(x), l.shape().clone()))
+    }
+
+    fn bwd(&self, _x: &Tensor, _y: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(grad.contiguous()?.apply_op1_no_bwd(self)?))
     }
 }
 
@@ -174,4 +792,157 @@ pub fn cross_entropy_rows(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
             },
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    //! Each fused CPU kernel against the composed path it replaces: the composed ops run on f64 tensors (the
+    //! fused kernels take only f32), on the same values; outputs and gradients must agree.
+    use super::*;
+    use candle_core::{Device, Var};
+
+    fn rand(shape: &[usize], seed: u64) -> Tensor {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let n: usize = shape.iter().product();
+        let v: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
+        let a = a.to_dtype(DType::F64).unwrap().flatten_all().unwrap();
+        let b = b.to_dtype(DType::F64).unwrap().flatten_all().unwrap();
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap()
+    }
+
+    /// Runs `op` on `inputs` as f32 (fused) and f64 (composed) variables, with the loss `Σ y ∘ r` for a fixed
+    /// random `r`; returns the largest output and gradient differences.
+    fn compare(inputs: &[Tensor], op: impl Fn(&[Tensor]) -> Tensor) -> (f64, f64) {
+        let run = |dtype: DType| {
+            let vars: Vec<Var> = inputs
+                .iter()
+                .map(|t| Var::from_tensor(&t.to_dtype(dtype).unwrap()).unwrap())
+                .collect();
+            let ts: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+            let y = op(&ts);
+            assert_eq!(y.dtype(), dtype);
+            let r = rand(y.dims(), 99).to_dtype(dtype).unwrap();
+            let grads = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            let gs: Vec<Tensor> = vars
+                .iter()
+                .map(|v| grads.get(v.as_tensor()).expect("a gradient").clone())
+                .collect();
+            (y, gs)
+        };
+        let (y32, g32) = run(DType::F32);
+        let (y64, g64) = run(DType::F64);
+        let dg = g32
+            .iter()
+            .zip(&g64)
+            .map(|(a, b)| max_diff(a, b))
+            .fold(0.0, f64::max);
+        (max_diff(&y32, &y64), dg)
+    }
+
+    fn close((dy, dg): (f64, f64), what: &str) {
+        assert!(
+            dy < 1e-5 && dg < 1e-4,
+            "{what}: output differs by {dy:e}, gradient by {dg:e}"
+        );
+    }
+
+    #[test]
+    fn fused_rms_norm_matches_composition() {
+        let w = rand(&[16], 2);
+        close(
+            compare(&[rand(&[2, 3, 16], 1)], |t| {
+                rms_norm(&t[0], &w.to_dtype(t[0].dtype()).unwrap(), 1e-5, true).unwrap()
+            }),
+            "rms_norm",
+        );
+    }
+
+    #[test]
+    fn fused_rope_matches_composition() {
+        let (cos, sin) = (rand(&[5, 4], 3), rand(&[5, 4], 4));
+        close(
+            compare(&[rand(&[2, 3, 5, 8], 5)], |t| {
+                let d = t[0].dtype();
+                rope(
+                    &t[0],
+                    &cos.to_dtype(d).unwrap(),
+                    &sin.to_dtype(d).unwrap(),
+                    true,
+                )
+                .unwrap()
+            }),
+            "rope",
+        );
+    }
+
+    #[test]
+    fn fused_causal_softmax_matches_composition() {
+        for past in [0, 2] {
+            let (t, total) = (4, 4 + past);
+            let mask: Vec<f32> = (0..t)
+                .flat_map(|i| {
+                    (0..total).map(move |j| if j > past + i { f32::NEG_INFINITY } else { 0.0 })
+                })
+                .collect();
+            let mask = Tensor::from_vec(mask, (t, total), &Device::Cpu).unwrap();
+            close(
+                compare(&[rand(&[2, 3, t, total], 6)], |x| {
+                    let m = mask.to_dtype(x[0].dtype()).unwrap();
+                    causal_softmax(&x[0], 0.35, past, Some(&m), true).unwrap()
+                }),
+                "causal_softmax",
+            );
+        }
+    }
+
+    #[test]
+    fn fused_swiglu_matches_composition() {
+        close(
+            compare(&[rand(&[6, 10], 7), rand(&[6, 10], 8)], |t| {
+                swiglu(&t[0], &t[1], true).unwrap()
+            }),
+            "swiglu",
+        );
+    }
+
+    #[test]
+    fn fused_dropout_and_lora_linear_match_composition() {
+        let mask: Vec<u8> = (0..6 * 12).map(|i| (i * 37 % 256) as u8).collect();
+        let kept = mask.iter().filter(|m| **m >= 64).count();
+        assert!(
+            kept > 0 && kept < mask.len(),
+            "the mask drops some elements and keeps others"
+        );
+        close(
+            compare(&[rand(&[6, 12], 9)], |t| {
+                dropout_mask(&t[0], mask.clone(), 64).unwrap()
+            }),
+            "dropout",
+        );
+        let w = rand(&[7, 12], 10);
+        for dropout in [None, Some((mask.clone(), 64u8))] {
+            close(
+                compare(
+                    &[rand(&[6, 12], 11), rand(&[3, 12], 12), rand(&[7, 3], 13)],
+                    |t| {
+                        let w = Frozen::Dense(w.to_dtype(t[0].dtype()).unwrap());
+                        lora_linear(&t[0], &w, &t[1], &t[2], 2.5, dropout.clone()).unwrap()
+                    },
+                ),
+                "lora_linear",
+            );
+        }
+    }
 }

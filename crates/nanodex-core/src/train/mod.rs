@@ -310,8 +310,15 @@ impl<'a> Trainer<'a> {
             .collect()
     }
 
-    /// One optimizer step; returns (loss, grad norm, tokens).
+    /// One optimizer step; returns (loss, grad norm, tokens). On the CPU it runs inside candle's own thread pool
+    /// (`Device::with_context`), so this thread is one of the matmul workers instead of a waiter that the pool
+    /// wakes up after every op.
     fn step(&mut self, step: usize, lr: f64) -> Result<(f64, f64, usize), LlmError> {
+        let device = self.model.device().clone();
+        device.with_context(|| self.step_in_pool(step, lr))
+    }
+
+    fn step_in_pool(&mut self, step: usize, lr: f64) -> Result<(f64, f64, usize), LlmError> {
         let micro = self.micro_batches(step);
         let device = self.model.device().clone();
         let batches: Vec<Batch> = micro
