@@ -120,7 +120,7 @@ fn keep_freed_pages() {
         let name = CString::new(name).expect("no NUL in a mallctl name");
         let mut never: isize = -1;
         // SAFETY: a documented jemalloc control that takes an ssize_t; no old value is read.
-        unsafe {
+        let rc = unsafe {
             tikv_jemalloc_sys::mallctl(
                 name.as_ptr(),
                 std::ptr::null_mut(),
@@ -128,11 +128,15 @@ fn keep_freed_pages() {
                 (&mut never as *mut isize).cast::<c_void>(),
                 std::mem::size_of::<isize>(),
             )
-        }
+        };
+        rc == 0
     };
     // Arenas created later (the oversize arena keeps a negative default instead of purging at once) ...
-    set("arenas.dirty_decay_ms");
-    set("arenas.muzzy_decay_ms");
+    for name in ["arenas.dirty_decay_ms", "arenas.muzzy_decay_ms"] {
+        if !set(name) {
+            tracing::debug!("jemalloc refused {name}; freed pages keep their default decay");
+        }
+    }
     // ... and the ones that exist.
     let mut n: u32 = 0;
     let mut len = std::mem::size_of::<u32>();
@@ -148,10 +152,16 @@ fn keep_freed_pages() {
         )
     };
     if rc == 0 {
-        for i in 0..n {
-            set(&format!("arena.{i}.dirty_decay_ms"));
-            set(&format!("arena.{i}.muzzy_decay_ms"));
-        }
+        // Indices of arenas not created yet are refused; those get the default set above.
+        let set_now = (0..n)
+            .filter(|i| {
+                set(&format!("arena.{i}.dirty_decay_ms"))
+                    & set(&format!("arena.{i}.muzzy_decay_ms"))
+            })
+            .count();
+        tracing::debug!("jemalloc: page decay off in {set_now} of {n} arenas");
+    } else {
+        tracing::debug!("jemalloc refused arenas.narenas ({rc})");
     }
 }
 

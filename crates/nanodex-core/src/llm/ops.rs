@@ -125,8 +125,15 @@ struct FrozenMatmul {
 
 impl FrozenMatmul {
     /// `(m, n, k)` of the product and the transposed dense weight.
+    /// The raw storage matmul does not check shapes (`Tensor::matmul` does), so this does.
     fn operands(&self, l: &Layout) -> Result<((usize, usize, usize), Tensor)> {
         let (m, k) = l.shape().dims2()?;
+        if self.w.in_features() != k {
+            bail!(
+                "frozen-matmul: input of {k} features for a weight of {}",
+                self.w.in_features()
+            )
+        }
         Ok(((m, self.w.out_features(), k), self.w.dense()?.t()?))
     }
 }
@@ -222,6 +229,17 @@ impl CustomOp3 for LoraLinear {
     ) -> Result<(CpuStorage, Shape)> {
         let (n, k) = lx.shape().dims2()?;
         let (r, out) = (la.shape().dims2()?.0, self.w.out_features());
+        // The raw storage matmuls below do not check shapes (`Tensor::matmul` does), so this does.
+        if self.w.in_features() != k || la.shape().dims() != [r, k] || lb.shape().dims() != [out, r]
+        {
+            bail!(
+                "lora-linear: input {:?}, weight [{out}, {}], A {:?}, B {:?} do not fit",
+                lx.shape().dims(),
+                self.w.in_features(),
+                la.shape().dims(),
+                lb.shape().dims()
+            )
+        }
         let wt = self.w.dense()?.t()?;
         let (ws, wl) = wt.storage_and_layout();
         let Storage::Cpu(ws) = &*ws else {
@@ -262,6 +280,8 @@ impl CustomOp3 for LoraLinear {
         _y: &Tensor,
         g: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        // The first layer's input comes from the frozen embedding: no input gradient, no `g · W` matmul.
+        let needs_dx = x.track_op();
         let (x, a, b) = (x.detach(), a.detach(), b.detach());
         let xd = match &self.dropout {
             Some(d) => x.apply_op1_no_bwd(d)?,
@@ -273,6 +293,9 @@ impl CustomOp3 for LoraLinear {
         let gh = (g.matmul(&b)? * scale)?;
         let ga = gh.t()?.matmul(&xd)?;
         drop(xd);
+        if !needs_dx {
+            return Ok((None, Some(ga), Some(gb)));
+        }
         let mut low = gh.matmul(&a)?;
         if let Some(d) = &self.dropout {
             low = low.apply_op1_no_bwd(d)?;
@@ -421,6 +444,14 @@ fn map_rows2(
     CpuStorage::F32(out)
 }
 
+/// The last two dimensions of a layout.
+fn last_two(l: &Layout) -> Result<(usize, usize)> {
+    match l.shape().dims() {
+        [.., a, b] => Ok((*a, *b)),
+        dims => bail!("expected at least 2 dimensions, got {dims:?}"),
+    }
+}
+
 /// The last dimension of a layout.
 fn last_dim(l: &Layout) -> Result<usize> {
     l.shape()
@@ -435,7 +466,8 @@ pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f64, train: bool) -> Result<Tensor>
     if !train {
         return candle_nn::ops::rms_norm(&x.contiguous()?, w, eps as f32);
     }
-    if fused(x, train) {
+    // A trainable norm weight (never the case today) takes the composed path, which gives it a gradient.
+    if fused(x, train) && !w.track_op() && w.dims1()? == x.dim(D::Minus1)? {
         let w = w.to_dtype(DType::F32)?.to_vec1::<f32>()?;
         return x.contiguous()?.apply_op1(RmsNorm {
             w: Arc::new(w),
@@ -561,8 +593,7 @@ impl CustomOp1 for Rope {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = f32_slice(s, l, self.name())?;
-        let dims = l.shape().dims();
-        let (t, d) = (dims[dims.len() - 2], dims[dims.len() - 1]);
+        let (t, d) = last_two(l)?;
         let half = d / 2;
         if self.cos.len() != t * half || self.sin.len() != t * half {
             bail!("rope: tables do not match {t} positions of {d}")
@@ -600,8 +631,9 @@ pub fn softmax(x: &Tensor, train: bool) -> Result<Tensor> {
 }
 
 /// Attention weights `softmax(scale · scores + causal mask)` for scores `[b, h, t, past + t]`, where query `i`
-/// sees keys `0..=past + i`. `mask` is that causal mask as an additive `[t, past + t]` tensor (for the composed
-/// path); training on the CPU uses one fused kernel instead.
+/// sees keys `0..=past + i`. `mask` must be that causal mask as an additive `[t, past + t]` tensor (used by the
+/// composed path); training on the CPU uses one fused kernel that builds the same mask itself, so any other
+/// mask (padding, say) would need a new kernel. `scale` must be positive.
 pub fn causal_softmax(
     scores: &Tensor,
     scale: f64,
@@ -610,6 +642,9 @@ pub fn causal_softmax(
     train: bool,
 ) -> Result<Tensor> {
     if fused(scores, train) {
+        if scale <= 0.0 {
+            bail!("causal-softmax: the scale must be positive, got {scale}")
+        }
         return scores.contiguous()?.apply_op1(CausalSoftmax {
             scale: scale as f32,
             past,
@@ -635,8 +670,7 @@ impl CustomOp1 for CausalSoftmax {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = f32_slice(s, l, self.name())?;
-        let dims = l.shape().dims();
-        let (t, total) = (dims[dims.len() - 2], dims[dims.len() - 1]);
+        let (t, total) = last_two(l)?;
         let out = map_rows(x, total, |r, x, o| {
             let seen = (self.past + r % t + 1).min(total);
             let max = x[..seen].iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v)) * self.scale;
@@ -809,17 +843,28 @@ mod tests {
         Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
     }
 
+    /// Largest absolute difference; NaN anywhere counts as infinite.
     fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
-        let a = a.to_dtype(DType::F64).unwrap().flatten_all().unwrap();
-        let b = b.to_dtype(DType::F64).unwrap().flatten_all().unwrap();
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap()
+        let v = |t: &Tensor| {
+            t.to_dtype(DType::F64)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f64>()
+                .unwrap()
+        };
+        let (a, b) = (v(a), v(b));
+        assert_eq!(a.len(), b.len());
+        a.iter()
+            .zip(&b)
+            .map(|(x, y)| {
+                if (x - y).is_nan() {
+                    f64::INFINITY
+                } else {
+                    (x - y).abs()
+                }
+            })
+            .fold(0.0, f64::max)
     }
 
     /// Runs `op` on `inputs` as f32 (fused) and f64 (composed) variables, with the loss `Σ y ∘ r` for a fixed
@@ -937,12 +982,56 @@ mod tests {
                 compare(
                     &[rand(&[6, 12], 11), rand(&[3, 12], 12), rand(&[7, 3], 13)],
                     |t| {
-                        let w = Frozen::Dense(w.to_dtype(t[0].dtype()).unwrap());
-                        lora_linear(&t[0], &w, &t[1], &t[2], 2.5, dropout.clone()).unwrap()
+                        let d = t[0].dtype();
+                        let w = w.to_dtype(d).unwrap();
+                        if d == DType::F32 {
+                            return lora_linear(
+                                &t[0],
+                                &Frozen::Dense(w),
+                                &t[1],
+                                &t[2],
+                                2.5,
+                                dropout.clone(),
+                            )
+                            .unwrap();
+                        }
+                        // Reference from candle's own ops only (plain matmuls, tensor dropout).
+                        let xd = match &dropout {
+                            Some((m, th)) => dropout_mask(&t[0], m.clone(), *th).unwrap(),
+                            None => t[0].clone(),
+                        };
+                        let low = xd
+                            .matmul(&t[1].t().unwrap())
+                            .unwrap()
+                            .matmul(&t[2].t().unwrap())
+                            .unwrap();
+                        (t[0].matmul(&w.t().unwrap()).unwrap() + (low * 2.5).unwrap()).unwrap()
                     },
                 ),
                 "lora_linear",
             );
         }
+    }
+
+    #[test]
+    fn frozen_linear_matches_matmul_and_checks_shapes() {
+        let w = rand(&[7, 12], 14);
+        close(
+            compare(&[rand(&[6, 12], 15)], |t| {
+                let w = w.to_dtype(t[0].dtype()).unwrap();
+                if t[0].dtype() == DType::F32 {
+                    frozen_linear(&t[0], &Frozen::Dense(w), true).unwrap()
+                } else {
+                    t[0].matmul(&w.t().unwrap()).unwrap()
+                }
+            }),
+            "frozen_linear",
+        );
+        let x = Var::from_tensor(&rand(&[6, 11], 16)).unwrap();
+        let err = frozen_linear(x.as_tensor(), &Frozen::Dense(w.clone()), true).unwrap_err();
+        assert!(err.to_string().contains("11 features"), "{err}");
+        let (a, b) = (rand(&[3, 11], 17), rand(&[7, 3], 18));
+        let err = lora_linear(x.as_tensor(), &Frozen::Dense(w), &a, &b, 1.0, None).unwrap_err();
+        assert!(err.to_string().contains("do not fit"), "{err}");
     }
 }
