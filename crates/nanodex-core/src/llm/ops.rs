@@ -61,8 +61,8 @@ impl Frozen {
 }
 
 /// Forwards its second argument (computed outside the graph); backward hands the output gradient to `grad_of`,
-/// which returns the gradient of the first argument. How frozen matmuls and the loss get backward passes that
-/// compute only what training needs.
+/// which returns the gradient of the first argument. How the loss ([`cross_entropy_rows`]) gets a backward pass
+/// that computes only what training needs; the frozen projections compute their product inside their own op.
 struct PassThrough<F> {
     name: &'static str,
     grad_of: F,
