@@ -5,11 +5,15 @@
 //! is unique in the repository (lower confidence). What cannot be resolved is counted, never guessed twice.
 //! Pure: no I/O. Node ids are computed last from the final qualified names, so they are stable across runs.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+// Fx hashing: resolution hashes hundreds of thousands of short names per run, and SipHash's DoS resistance buys
+// nothing for keys taken from the user's own repository.
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use serde_json::{Value, json};
 
-use super::facts::{DefKind, ParsedFile, RefKind};
+use super::facts::{DefKind, Local, ParsedFile, RefKind};
 use super::lang::Lang;
 use super::manifest::Dependency;
 use super::model::{CodeGraph, Edge, EdgeKind, Node, NodeRef, NodeType, ResolveStats};
@@ -124,7 +128,12 @@ struct Ctx<'a> {
     /// C++ methods defined outside their class → that class.
     out_of_line_owner: HashMap<usize, usize>,
     by_qname: HashMap<String, Vec<usize>>,
-    by_name: HashMap<(u8, String), Vec<usize>>,
+    by_name: HashMap<(u8, &'a str), Vec<usize>>,
+    /// Per file: the first plain local of each (scope, name) → its type name (`local_type` runs once per
+    /// receiver, and a long file has thousands of locals).
+    local_types: Vec<HashMap<(Option<u32>, &'a str), &'a str>>,
+    /// Per file: locals by name, in file order (`member_type`).
+    locals_by_name: Vec<HashMap<&'a str, Vec<&'a Local>>>,
     bindings: Vec<HashMap<String, Target>>,
     wildcards: Vec<Vec<usize>>,
     java_packages: HashMap<String, Vec<usize>>,
@@ -147,24 +156,45 @@ pub fn build_graph(repo_name: &str, files: &[ParsedFile], deps: &[Dependency]) -
     let mut ctx = Ctx {
         files,
         nodes: Vec::new(),
-        edges: HashMap::new(),
+        edges: HashMap::default(),
         stats: ResolveStats::default(),
         module_node: Vec::with_capacity(files.len()),
         module_qname: Vec::with_capacity(files.len()),
         defs: Vec::with_capacity(files.len()),
-        module_by_qname: HashMap::new(),
-        module_by_path: HashMap::new(),
-        top: vec![HashMap::new(); files.len()],
-        scoped: HashMap::new(),
-        bases: HashMap::new(),
-        out_of_line_owner: HashMap::new(),
-        by_qname: HashMap::new(),
-        by_name: HashMap::new(),
-        bindings: vec![HashMap::new(); files.len()],
+        module_by_qname: HashMap::default(),
+        module_by_path: HashMap::default(),
+        top: vec![HashMap::default(); files.len()],
+        scoped: HashMap::default(),
+        bases: HashMap::default(),
+        out_of_line_owner: HashMap::default(),
+        by_qname: HashMap::default(),
+        by_name: HashMap::default(),
+        local_types: files
+            .iter()
+            .map(|file| {
+                let mut map = HashMap::default();
+                for l in file.facts.locals.iter().filter(|l| !l.member) {
+                    map.entry((l.scope, l.name.as_str()))
+                        .or_insert(l.type_name.as_str());
+                }
+                map
+            })
+            .collect(),
+        locals_by_name: files
+            .iter()
+            .map(|file| {
+                let mut map: HashMap<&str, Vec<&Local>> = HashMap::default();
+                for l in &file.facts.locals {
+                    map.entry(l.name.as_str()).or_default().push(l);
+                }
+                map
+            })
+            .collect(),
+        bindings: vec![HashMap::default(); files.len()],
         wildcards: vec![Vec::new(); files.len()],
-        java_packages: HashMap::new(),
-        externals: HashMap::new(),
-        packages: HashMap::new(),
+        java_packages: HashMap::default(),
+        externals: HashMap::default(),
+        packages: HashMap::default(),
         repo_node: 0,
     };
     ctx.repo_node = ctx.push_node(
@@ -418,7 +448,8 @@ impl<'a> Ctx<'a> {
     }
 
     fn add_defs(&mut self, f: usize) {
-        let file = &self.files[f];
+        let files: &'a [ParsedFile] = self.files;
+        let file = &files[f];
         let lang = file.lang;
         let sep = if matches!(lang, Lang::Cpp | Lang::C) {
             "::"
@@ -503,7 +534,7 @@ impl<'a> Ctx<'a> {
             }
             self.by_qname.entry(qname.clone()).or_default().push(idx);
             self.by_name
-                .entry((family(lang), def.name.clone()))
+                .entry((family(lang), def.name.as_str()))
                 .or_default()
                 .push(idx);
             infos.push(DefInfo {
@@ -919,7 +950,7 @@ impl<'a> Ctx<'a> {
     /// Members named `name` of a class, searching its bases (depth-first, cycle-safe).
     fn members_of(&self, class: usize, name: &str) -> Option<Vec<usize>> {
         let mut stack = vec![class];
-        let mut seen = HashSet::new();
+        let mut seen = HashSet::default();
         while let Some(c) = stack.pop() {
             if !seen.insert(c) || seen.len() > 32 {
                 continue;
@@ -1012,7 +1043,7 @@ impl<'a> Ctx<'a> {
             }
             _ => {}
         }
-        if let Some(found) = self.by_name.get(&(family(lang), name.to_string()))
+        if let Some(found) = self.by_name.get(&(family(lang), name))
             && found.len() == 1
         {
             return Some((Target::Nodes(found.clone()), 0.5));
@@ -1121,12 +1152,8 @@ impl<'a> Ctx<'a> {
         let facts = &self.files[f].facts;
         let mut s = scope;
         loop {
-            if let Some(l) = facts
-                .locals
-                .iter()
-                .find(|l| l.scope == s && l.name == name && !l.member)
-            {
-                return Some(l.type_name.clone());
+            if let Some(t) = self.local_types[f].get(&(s, name)) {
+                return Some(t.to_string());
             }
             match s {
                 Some(d) => s = facts.defs[d as usize].parent,
@@ -1144,10 +1171,10 @@ impl<'a> Ctx<'a> {
     /// Declared type of a field of `class` (a typed field, or `self.x = T()` in a method).
     fn member_type(&self, f: usize, class: usize, name: &str) -> Option<String> {
         let facts = &self.files[f].facts;
-        facts
-            .locals
+        self.locals_by_name[f]
+            .get(name)?
             .iter()
-            .filter(|l| l.name == name && (l.member || self.files[f].lang != Lang::Python))
+            .filter(|l| l.member || self.files[f].lang != Lang::Python)
             .find(|l| {
                 let owner = match l.scope {
                     Some(d) if self.defs[f][d as usize].node == Some(class) => Some(class),
@@ -1289,11 +1316,9 @@ impl<'a> Ctx<'a> {
 
     fn constructor_of(&self, class: usize) -> Option<usize> {
         let members = self.scoped.get(&class)?;
-        members
-            .values()
-            .flatten()
-            .copied()
-            .find(|&m| self.nodes[m].meta.get("kind") == Some(&json!("constructor")))
+        members.values().flatten().copied().find(|&m| {
+            self.nodes[m].meta.get("kind").and_then(Value::as_str) == Some("constructor")
+        })
     }
 
     fn add_dependencies(&mut self, deps: &[Dependency]) {
@@ -1317,7 +1342,7 @@ impl<'a> Ctx<'a> {
 
     /// Assigns stable ids and emits the sorted graph.
     fn finish(mut self) -> CodeGraph {
-        let mut seen: HashMap<(NodeType, String, String), u32> = HashMap::new();
+        let mut seen: HashMap<(NodeType, String, String), u32> = HashMap::default();
         for node in &mut self.nodes {
             let kind = node
                 .meta
@@ -1336,8 +1361,17 @@ impl<'a> Ctx<'a> {
             node.id.key = stable_key(&[node.id.ty.as_str(), &kind, &node.path, &node.qname, &occ]);
             *occurrence += 1;
         }
-        let mut edges: Vec<Edge> = self
-            .edges
+        // Ids are unique, so sorting nodes by id once gives each node a rank, and edges sort by (kind, rank of
+        // from, rank of to): the same order as comparing their ids, without a string comparison per step.
+        let mut order: Vec<usize> = (0..self.nodes.len()).collect();
+        order.sort_unstable_by(|&a, &b| self.nodes[a].id.cmp(&self.nodes[b].id));
+        let mut rank = vec![0u32; order.len()];
+        for (r, &i) in order.iter().enumerate() {
+            rank[i] = r as u32;
+        }
+        let mut keyed: Vec<_> = self.edges.into_iter().collect();
+        keyed.sort_unstable_by_key(|&((kind, from, to), _)| (kind, rank[from], rank[to]));
+        let edges: Vec<Edge> = keyed
             .into_iter()
             .map(|((kind, from, to), (mut lines, confidence))| {
                 lines.sort_unstable();
@@ -1351,9 +1385,11 @@ impl<'a> Ctx<'a> {
                 }
             })
             .collect();
-        edges.sort_by(|a, b| (a.kind, &a.from, &a.to).cmp(&(b.kind, &b.from, &b.to)));
-        let mut nodes = self.nodes;
-        nodes.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut slots: Vec<Option<Node>> = self.nodes.into_iter().map(Some).collect();
+        let nodes: Vec<Node> = order
+            .iter()
+            .map(|&i| slots[i].take().expect("each node is placed once"))
+            .collect();
         CodeGraph {
             nodes,
             edges,

@@ -13,7 +13,9 @@
 //!
 //! All queries bind their values as parameters; table names come from the [`NodeType`] / [`EdgeKind`] enums.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -31,7 +33,8 @@ mod brain;
 pub use brain::Hit;
 
 const SCHEMA: &str = include_str!("schema.surql");
-const STATE_VERSION: u32 = 1;
+// 2: XXH3 fingerprints (1: BLAKE3); a state of another version is ignored and the next write is a full one.
+const STATE_VERSION: u32 = 2;
 /// Most statements in flight when `graph.write_tasks` is 0 (one per core): only 2 were measured (on 2 cores), and
 /// the on-disk store commits one writer at a time, so many more would mostly queue.
 const MAX_AUTO_WRITE_TASKS: usize = 4;
@@ -79,6 +82,10 @@ pub struct WriteReport {
     pub updated: u64,
     /// Records deleted.
     pub deleted: u64,
+    /// Time per part of the write, in milliseconds: `fingerprint` (record ids and content hashes), `state_load`,
+    /// `db` (the statements), `state_save`.
+    #[serde(default)]
+    pub timings_ms: BTreeMap<String, u64>,
 }
 
 /// Summary of a stored graph (`graph-inspect`).
@@ -228,9 +235,20 @@ fn edge_value(edge: &Edge, key: &str) -> Value {
 }
 
 fn fingerprint<T: Serialize>(record: &T) -> u64 {
-    let bytes = postcard::to_stdvec(record).unwrap_or_default();
-    let hash = blake3::hash(&bytes);
-    u64::from_le_bytes(hash.as_bytes()[..8].try_into().unwrap_or([0; 8]))
+    // A change detector, not a security boundary: XXH3 over the record's postcard bytes, serialized into a
+    // buffer each thread reuses. A changed record keeps its old fingerprint with probability 2^-64.
+    thread_local! {
+        static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    BUF.with(|buf| {
+        let mut buf = buf.borrow_mut();
+        buf.clear();
+        let bytes = std::mem::take(&mut *buf);
+        let bytes = postcard::to_extend(record, bytes).unwrap_or_default();
+        let hash = xxhash_rust::xxh3::xxh3_64(&bytes);
+        *buf = bytes;
+        hash
+    })
 }
 
 /// Record ids (`table:key`) and content fingerprints of a graph's nodes and edges, index-aligned with
@@ -467,7 +485,14 @@ impl GraphStore {
         full: bool,
         sink: &dyn Sink,
     ) -> Result<WriteReport, GraphError> {
+        let mut timings = BTreeMap::new();
+        let mut clock = std::time::Instant::now();
+        let mut lap = |timings: &mut BTreeMap<String, u64>, name: &str| {
+            timings.insert(name.to_string(), clock.elapsed().as_millis() as u64);
+            clock = std::time::Instant::now();
+        };
         let keyed = Keyed::of(graph);
+        lap(&mut timings, "fingerprint");
         let previous = match (&self.current, full) {
             (Some(db), false) => {
                 let generation = self.generation().await?;
@@ -476,6 +501,7 @@ impl GraphStore {
             }
             _ => None,
         };
+        lap(&mut timings, "state_load");
         let info = serde_json::json!({ "root": root, "resolve": graph.stats });
         let report = match previous {
             Some(prev) => {
@@ -501,6 +527,7 @@ impl GraphStore {
             }
         };
         let generation = self.generation().await?;
+        lap(&mut timings, "db");
         let db = self.current.clone().unwrap_or_default();
         self.save_state(&StoreState {
             version: STATE_VERSION,
@@ -509,7 +536,11 @@ impl GraphStore {
             nodes: keyed.node_ids.into_iter().zip(keyed.node_fps).collect(),
             edges: keyed.edge_ids.into_iter().zip(keyed.edge_fps).collect(),
         })?;
-        Ok(report)
+        lap(&mut timings, "state_save");
+        Ok(WriteReport {
+            timings_ms: timings,
+            ..report
+        })
     }
 
     /// Inserts every node and edge of `graph` into the selected (fresh) database: `batch` records per statement,
@@ -692,6 +723,7 @@ impl GraphStore {
             inserted,
             updated: 0,
             deleted: 0,
+            timings_ms: BTreeMap::new(),
         })
     }
 
@@ -810,6 +842,7 @@ impl GraphStore {
             inserted,
             updated,
             deleted,
+            timings_ms: BTreeMap::new(),
         })
     }
 
