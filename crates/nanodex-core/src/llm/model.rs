@@ -88,15 +88,18 @@ impl Linear {
         let rows: usize = lead.iter().product();
         let x2 = x.reshape((rows, inner[0]))?;
         let mut y = match &self.lora {
-            Some(lora) if pass.train => {
-                let mask = pass.dropout_mask(x2.elem_count(), lora.dropout);
-                ops::lora_linear(&x2, &self.weight, &lora.a, &lora.b, lora.scale, mask)?
-            }
             Some(lora) => {
-                let y = ops::frozen_linear(&x2, &self.weight, false)?;
-                (y + x2
-                    .matmul(&lora.a.t()?)?
-                    .matmul(&(&lora.b * lora.scale)?.t()?)?)?
+                // No mask unless training.
+                let mask = pass.dropout_mask(x2.elem_count(), lora.dropout);
+                ops::lora_linear(
+                    &x2,
+                    &self.weight,
+                    &lora.a,
+                    &lora.b,
+                    lora.scale,
+                    mask,
+                    pass.train,
+                )?
             }
             None => ops::frozen_linear(&x2, &self.weight, pass.train)?,
         };

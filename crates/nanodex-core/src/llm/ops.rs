@@ -171,10 +171,10 @@ impl CustomOp1 for FrozenMatmul {
     }
 }
 
-/// A LoRA projection while training: `x · Wᵀ + scale · dropout(x) · Aᵀ · Bᵀ` for `x` `[n, in]`, `A` `[r, in]`,
-/// `B` `[out, r]`. On the CPU it is one op that keeps only its output for the backward pass (the dropped-out
-/// input and the low-rank product are recomputed there, `[n, r]` and one `[n, in]` pass); elsewhere it is
-/// composed of basic ops. `dropout` is the byte mask and threshold of [`dropout_mask`].
+/// A LoRA projection: `x · Wᵀ + scale · dropout(x) · Aᵀ · Bᵀ` for `x` `[n, in]`, `A` `[r, in]`, `B` `[out, r]`.
+/// Training on the CPU runs one op that keeps only its output for the backward pass (the dropped-out input and
+/// the low-rank product are recomputed there, `[n, r]` and one `[n, in]` pass); otherwise (inference, other
+/// devices) it is composed of basic ops. `dropout` is the byte mask and threshold of [`dropout_mask`].
 pub fn lora_linear(
     x: &Tensor,
     w: &Frozen,
@@ -182,8 +182,9 @@ pub fn lora_linear(
     b: &Tensor,
     scale: f64,
     dropout: Option<(Vec<u8>, u8)>,
+    train: bool,
 ) -> Result<Tensor> {
-    if fused(x, true) {
+    if fused(x, train) {
         let dropout = match dropout {
             Some((mask, threshold)) => Some(Dropout::new(x, mask, threshold)?),
             None => None,
@@ -198,7 +199,7 @@ pub fn lora_linear(
             },
         );
     }
-    let y = frozen_linear(x, w, true)?;
+    let y = frozen_linear(x, w, train)?;
     let xd = match dropout {
         Some((mask, threshold)) => dropout_mask(x, mask, threshold)?,
         None => x.clone(),
@@ -992,6 +993,7 @@ mod tests {
                                 &t[2],
                                 2.5,
                                 dropout.clone(),
+                                true,
                             )
                             .unwrap();
                         }
@@ -1031,7 +1033,8 @@ mod tests {
         let err = frozen_linear(x.as_tensor(), &Frozen::Dense(w.clone()), true).unwrap_err();
         assert!(err.to_string().contains("11 features"), "{err}");
         let (a, b) = (rand(&[3, 11], 17), rand(&[7, 3], 18));
-        let err = lora_linear(x.as_tensor(), &Frozen::Dense(w), &a, &b, 1.0, None).unwrap_err();
+        let err =
+            lora_linear(x.as_tensor(), &Frozen::Dense(w), &a, &b, 1.0, None, true).unwrap_err();
         assert!(err.to_string().contains("do not fit"), "{err}");
     }
 }
