@@ -14,9 +14,9 @@
 //! All queries bind their values as parameters; table names come from the [`NodeType`] / [`EdgeKind`] enums.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
-use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use surrealdb::Surreal;
@@ -241,12 +241,11 @@ fn fingerprint<T: Serialize>(record: &T) -> u64 {
         static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
     BUF.with(|buf| {
-        let mut buf = buf.borrow_mut();
-        buf.clear();
-        let bytes = std::mem::take(&mut *buf);
+        let mut bytes = buf.take();
+        bytes.clear();
         let bytes = postcard::to_extend(record, bytes).unwrap_or_default();
         let hash = xxhash_rust::xxh3::xxh3_64(&bytes);
-        *buf = bytes;
+        buf.replace(bytes);
         hash
     })
 }
