@@ -19,8 +19,6 @@ use std::path::{Path, PathBuf};
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use serde::{Deserialize, Serialize};
-use surrealdb::Surreal;
-use surrealdb::engine::any::Any;
 use surrealdb::types::{Array, Object, RecordId, Value};
 
 use crate::config::{GraphConfig, Store};
@@ -30,7 +28,9 @@ use crate::fsutil::{FileLock, LockError, try_lock, write_atomic};
 use crate::progress::{ProgressEvent, Sink};
 
 mod brain;
+mod conn;
 pub use brain::Hit;
+use conn::Conn;
 
 const SCHEMA: &str = include_str!("schema.surql");
 // 2: XXH3 fingerprints (1: BLAKE3); a state of another version is ignored and the next write is a full one.
@@ -39,6 +39,11 @@ const STATE_VERSION: u32 = 2;
 /// the on-disk store commits one writer at a time, so many more would mostly queue.
 const MAX_AUTO_WRITE_TASKS: usize = 4;
 
+/// Most records (written + deleted) an incremental write applies in its one transaction; a larger change is
+/// written as a full build. At about 600 bytes of keys and values per record this is some 30 MB, well inside the
+/// embedded engine's 256 MiB memtable and its 100 MB write-ahead-log record, which one transaction must fit.
+const MAX_INCREMENTAL_RECORDS: usize = 50_000;
+
 /// Files of a workspace's graph.
 pub fn brain_dir(workspace: &Path) -> PathBuf {
     workspace.join("brain")
@@ -46,11 +51,13 @@ pub fn brain_dir(workspace: &Path) -> PathBuf {
 
 /// An open graph store.
 pub struct GraphStore {
-    db: Surreal<Any>,
+    db: Conn,
     ns: String,
     batch: usize,
     /// Statements in flight during a full write (at least 1).
     write_tasks: usize,
+    /// Most records one incremental write may touch ([`MAX_INCREMENTAL_RECORDS`]; lowered in tests).
+    max_incremental: usize,
     /// The graph database in use (`g<N>`), when a graph exists.
     current: Option<String>,
     state_path: Option<PathBuf>,
@@ -351,7 +358,7 @@ impl GraphStore {
                     Some(brain.join("graph.state")),
                 )
             }
-            Store::Memory => ("mem://".to_string(), PathBuf::from("memory"), None, None),
+            Store::Memory => ("memory".to_string(), PathBuf::from("memory"), None, None),
             Store::Remote(url) => {
                 let lock = if write {
                     Some(take_lock(&lock_path)?)
@@ -366,16 +373,25 @@ impl GraphStore {
                 )
             }
         };
-        let db = surrealdb::engine::any::connect(endpoint.as_str())
-            .await
-            .map_err(GraphError::db(format!("opening {endpoint}")))?;
-        if let Store::Remote(_) = cfg.store {
-            let username = std::env::var("NANODEX_DB_USER").unwrap_or_else(|_| "root".into());
-            let password = std::env::var("NANODEX_DB_PASS").unwrap_or_default();
-            db.signin(surrealdb::opt::auth::Root { username, password })
+        let db = match &cfg.store {
+            Store::Remote(_) => {
+                let db = conn::open_remote(&endpoint)
+                    .await
+                    .map_err(GraphError::db(format!("opening {endpoint}")))?;
+                let username = std::env::var("NANODEX_DB_USER").unwrap_or_else(|_| "root".into());
+                let password = std::env::var("NANODEX_DB_PASS").unwrap_or_default();
+                db.signin_root(username, password)
+                    .await
+                    .map_err(GraphError::db("signing in"))?;
+                db
+            }
+            _ => conn::open_local(&endpoint)
                 .await
-                .map_err(GraphError::db("signing in"))?;
-        }
+                .map_err(|message| GraphError::Db {
+                    context: format!("opening {endpoint}"),
+                    message,
+                })?,
+        };
         // SurrealDB 3 refuses reads from undefined namespaces, databases and tables: define the meta pieces first.
         // The namespace name was validated as an identifier by `config`.
         let ns = cfg.namespace.as_str();
@@ -387,8 +403,7 @@ impl GraphStore {
             .await
             .and_then(|r| r.check())
             .map_err(GraphError::db("preparing the store"))?;
-        db.use_ns(ns)
-            .use_db("meta")
+        db.use_ns_db(ns, "meta")
             .await
             .map_err(GraphError::db("selecting namespace"))?;
         let mut res = db
@@ -397,7 +412,7 @@ impl GraphStore {
             .map_err(GraphError::db("reading state"))?;
         let current: Option<String> = res.take(0).map_err(GraphError::db("reading state"))?;
         if let Some(name) = &current {
-            db.use_db(name.as_str())
+            db.use_db(name)
                 .await
                 .map_err(GraphError::db("selecting graph database"))?;
         }
@@ -410,6 +425,7 @@ impl GraphStore {
                     .map_or(2, |n| n.get().min(MAX_AUTO_WRITE_TASKS)),
                 n => n,
             },
+            max_incremental: MAX_INCREMENTAL_RECORDS,
             current,
             state_path,
             location,
@@ -506,8 +522,19 @@ impl GraphStore {
             Some(prev) => {
                 let (changed_nodes, changed_edges) = keyed.changed(&prev);
                 let total = graph.nodes.len() + graph.edges.len();
-                // A big change is cheaper as a fresh build than as one huge transaction.
-                if (changed_nodes.len() + changed_edges.len()) * 2 > total.max(1) {
+                let new = changed_nodes
+                    .iter()
+                    .filter(|&&i| !prev.nodes.contains_key(&keyed.node_ids[i]))
+                    .count()
+                    + changed_edges
+                        .iter()
+                        .filter(|&&i| !prev.edges.contains_key(&keyed.edge_ids[i]))
+                        .count();
+                let deleted = (prev.nodes.len() + prev.edges.len()).saturating_sub(total - new);
+                let changed = changed_nodes.len() + changed_edges.len();
+                // A big change is cheaper as a fresh build than as one huge transaction, and a transaction must
+                // fit in the engine's memtable and in one write-ahead-log record.
+                if changed * 2 > total.max(1) || changed + deleted > self.max_incremental {
                     self.write_full(graph, &keyed, prev.generation + 1, &info, sink)
                         .await?
                 } else {
@@ -1141,7 +1168,7 @@ impl GraphStore {
     pub async fn close(self) {
         let lock = self.location.join("LOCK");
         let embedded = self.location.is_dir();
-        drop(self.db);
+        self.db.close();
         if !embedded {
             return;
         }

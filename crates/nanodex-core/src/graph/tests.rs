@@ -139,3 +139,62 @@ fn base_types_outside_a_parsed_class_are_dropped_not_stored_from_the_module() {
             .unwrap();
     });
 }
+
+#[test]
+fn a_change_larger_than_one_transaction_may_hold_is_written_as_a_full_build() {
+    rt().block_on(async {
+        let ws = tempfile::tempdir().unwrap();
+        let cfg = GraphConfig {
+            store: Store::Workspace,
+            namespace: "nanodex".into(),
+            batch_size: 1000,
+            write_tasks: 0,
+        };
+        let before = graph_of(&[
+            (
+                "a.py",
+                "def f():\n    return g()\n\ndef g():\n    return 1\n",
+            ),
+            ("b.py", "def h():\n    return 2\n"),
+        ]);
+        // A new function and call in a.py: a few changed records, within the default limit.
+        let after = graph_of(&[
+            (
+                "a.py",
+                "def f():\n    return g()\n\ndef g():\n    return k()\n\ndef k():\n    return 1\n",
+            ),
+            ("b.py", "def h():\n    return 2\n"),
+        ]);
+        let mut store = GraphStore::open(&cfg, ws.path(), true).await.unwrap();
+        assert_eq!(
+            store
+                .write(&before, "r", false, &NoProgress)
+                .await
+                .unwrap()
+                .mode,
+            "full"
+        );
+        let small = store.write(&after, "r", false, &NoProgress).await.unwrap();
+        assert_eq!(small.mode, "incremental");
+        let touched = (small.inserted + small.updated + small.deleted) as usize;
+        assert!(touched >= 2, "k and the g→k call are new: {small:?}");
+
+        // The same change against a limit below it: one full build instead of an oversized transaction.
+        store.max_incremental = touched - 1;
+        assert_eq!(
+            store
+                .write(&before, "r", false, &NoProgress)
+                .await
+                .unwrap()
+                .mode,
+            "full"
+        );
+        let capped = store.write(&after, "r", false, &NoProgress).await.unwrap();
+        assert_eq!(capped.mode, "full");
+        assert_eq!(
+            capped.inserted as usize,
+            after.nodes.len() + after.edges.len()
+        );
+        store.close().await;
+    });
+}
