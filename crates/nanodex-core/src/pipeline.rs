@@ -45,8 +45,8 @@ async fn wait_cancel(cancel: &Cancel) {
 }
 
 /// Extracts `repo` into `workspace`: takes the workspace lock first (a second writer fails at once), parses in
-/// parallel off the async runtime reusing the facts cache, writes the graph (incrementally unless `full`), then
-/// saves the cache. Cancelling leaves the previous graph unchanged.
+/// parallel off the async runtime reusing the facts cache, writes the graph (incrementally unless `full`) while
+/// saving the new cache. Cancelling leaves the previous graph unchanged.
 pub async fn extract(
     cfg: &Config,
     repo: &Path,
@@ -58,18 +58,26 @@ pub async fn extract(
     let started = Instant::now();
     let root = extract::check_repo(repo)?;
     let cache_path = graph::brain_dir(workspace).join("facts.cache");
+    // Opening the store (which takes the workspace lock) and loading the facts cache overlap.
+    let load_cache = {
+        let (path, skip) = (cache_path.clone(), opts.full || opts.no_store);
+        tokio::task::spawn_blocking(move || {
+            if skip {
+                FactsCache::default()
+            } else {
+                FactsCache::load(&path)
+            }
+        })
+    };
     let t_open = Instant::now();
-    let mut store = if opts.no_store {
+    let store = if opts.no_store {
         None
     } else {
-        Some(GraphStore::open(&cfg.graph, workspace, true).await?)
+        Some(GraphStore::open(&cfg.graph, workspace, true).await)
     };
     let open_ms = t_open.elapsed().as_millis() as u64;
-    let previous = if opts.full || opts.no_store {
-        FactsCache::default()
-    } else {
-        FactsCache::load(&cache_path)
-    };
+    let previous = load_cache.await.unwrap_or_default();
+    let mut store = store.transpose()?;
     let result = extract_and_write(
         cfg,
         &root,
@@ -122,8 +130,14 @@ async fn extract_and_write(
         sink.clone(),
         cancel.clone(),
     );
-    let extraction = tokio::task::spawn_blocking(move || {
-        extract::run(&extract_cfg, &root2, &previous, sink2.as_ref(), &cancel2)
+    let encode_cache = store.is_some();
+    let (extraction, cache_bytes) = tokio::task::spawn_blocking(move || {
+        if encode_cache {
+            extract::run_and_encode_cache(&extract_cfg, &root2, &previous, sink2.as_ref(), &cancel2)
+        } else {
+            extract::run(&extract_cfg, &root2, &previous, sink2.as_ref(), &cancel2)
+                .map(|e| (e, None))
+        }
     })
     .await
     .map_err(|e| ExtractError::Io {
@@ -142,18 +156,33 @@ async fn extract_and_write(
     if let Some(store) = store {
         let t = Instant::now();
         let root_text = root.display().to_string();
+        // The facts cache is saved while the graph is written: it is keyed by file content, so a cache newer than
+        // the graph (a write that fails or is cancelled) only saves parsing next time.
+        // The parsed files are freed there too, off this thread, before the write grows the store's memory.
+        let (path, files) = (cache_path.to_path_buf(), extraction.files);
+        let save_cache = tokio::task::spawn_blocking(move || {
+            drop(files);
+            let t = Instant::now();
+            match cache_bytes {
+                Some(bytes) => FactsCache::save_encoded(&path, &bytes),
+                None => Ok(()),
+            }
+            .map(|()| t.elapsed().as_millis() as u64)
+        });
         let written = tokio::select! {
-            res = store.write(&extraction.graph, &root_text, opts.full, sink.as_ref()) => res?,
-            _ = wait_cancel(cancel) => return Err(ExtractError::Cancelled.into()),
+            res = store.write(&extraction.graph, &root_text, opts.full, sink.as_ref()) => res.map_err(Error::from),
+            _ = wait_cancel(cancel) => Err(ExtractError::Cancelled.into()),
         };
         report
             .timings_ms
             .insert("store".into(), t.elapsed().as_millis() as u64);
-        let t = Instant::now();
-        FactsCache::new(extraction.files).save(cache_path)?;
-        report
-            .timings_ms
-            .insert("cache".into(), t.elapsed().as_millis() as u64);
+        // Awaited on every path, so no write outlives the workspace lock.
+        let saved = save_cache.await.map_err(|e| ExtractError::Io {
+            path: cache_path.to_path_buf(),
+            cause: std::io::Error::other(format!("cache thread failed: {e}")),
+        });
+        let written = written?;
+        report.timings_ms.insert("cache".into(), saved??);
         write = Some(written);
     }
     Ok((report, write, extraction.graph))

@@ -106,6 +106,28 @@ impl FactsCache {
         }
     }
 
+    /// The bytes [`FactsCache::save`] would write for `files`, without taking ownership of them.
+    pub fn encode(files: &[ParsedFile]) -> Result<Vec<u8>, postcard::Error> {
+        // The same postcard layout as `FactsCache` (a slice and a Vec encode alike).
+        #[derive(Serialize)]
+        struct Borrowed<'a> {
+            version: u32,
+            files: &'a [ParsedFile],
+        }
+        postcard::to_stdvec(&Borrowed {
+            version: FACTS_VERSION,
+            files,
+        })
+    }
+
+    /// Writes bytes from [`FactsCache::encode`] to `path`, atomically.
+    pub fn save_encoded(path: &Path, bytes: &[u8]) -> Result<(), ExtractError> {
+        crate::fsutil::write_atomic(path, bytes).map_err(|cause| ExtractError::Io {
+            path: path.to_path_buf(),
+            cause,
+        })
+    }
+
     /// Loads a cache file; a missing, corrupt or outdated cache is an empty one.
     pub fn load(path: &Path) -> FactsCache {
         let Ok(bytes) = std::fs::read(path) else {
@@ -122,14 +144,11 @@ impl FactsCache {
 
     /// Writes the cache atomically (temporary file, fsync, rename).
     pub fn save(&self, path: &Path) -> Result<(), ExtractError> {
-        let bytes = postcard::to_stdvec(self).map_err(|e| ExtractError::Io {
+        let bytes = FactsCache::encode(&self.files).map_err(|e| ExtractError::Io {
             path: path.to_path_buf(),
             cause: std::io::Error::other(e),
         })?;
-        crate::fsutil::write_atomic(path, &bytes).map_err(|cause| ExtractError::Io {
-            path: path.to_path_buf(),
-            cause,
-        })
+        FactsCache::save_encoded(path, &bytes)
     }
 
     /// Number of cached files.
@@ -185,6 +204,30 @@ pub fn run(
     sink: &dyn Sink,
     cancel: &Cancel,
 ) -> Result<Extraction, ExtractError> {
+    run_inner(cfg, root, previous, sink, cancel, false).map(|(extraction, _)| extraction)
+}
+
+/// [`run`], also encoding the new facts cache ([`FactsCache::encode`]) on a second thread while names are
+/// resolved (single-threaded), so the cache costs no extra time. `None` when it could not be encoded (logged):
+/// the cache only saves parsing, so the run goes on without one.
+pub fn run_and_encode_cache(
+    cfg: &ExtractConfig,
+    root: &Path,
+    previous: &FactsCache,
+    sink: &dyn Sink,
+    cancel: &Cancel,
+) -> Result<(Extraction, Option<Vec<u8>>), ExtractError> {
+    run_inner(cfg, root, previous, sink, cancel, true)
+}
+
+fn run_inner(
+    cfg: &ExtractConfig,
+    root: &Path,
+    previous: &FactsCache,
+    sink: &dyn Sink,
+    cancel: &Cancel,
+    encode_cache: bool,
+) -> Result<(Extraction, Option<Vec<u8>>), ExtractError> {
     let root = check_repo(root)?;
     let mut report = ExtractReport {
         root: root.display().to_string(),
@@ -293,7 +336,21 @@ pub fn run(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "repository".into());
-    let graph = resolve::build_graph(&repo_name, &files, &deps);
+    let (graph, cache) = std::thread::scope(|scope| {
+        let cache = encode_cache.then(|| scope.spawn(|| FactsCache::encode(&files)));
+        let graph = resolve::build_graph(&repo_name, &files, &deps);
+        let cache =
+            cache.and_then(
+                |h| match h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)) {
+                    Ok(bytes) => Some(bytes),
+                    Err(e) => {
+                        tracing::warn!("facts cache not saved: {e}");
+                        None
+                    }
+                },
+            );
+        (graph, cache)
+    });
     report
         .timings_ms
         .insert("resolve".into(), t2.elapsed().as_millis() as u64);
@@ -312,11 +369,14 @@ pub fn run(
     report.resolve = graph.stats.clone();
     report.skipped = walked.skipped;
     report.skipped_examples = walked.skipped_examples;
-    Ok(Extraction {
-        graph,
-        files,
-        report,
-    })
+    Ok((
+        Extraction {
+            graph,
+            files,
+            report,
+        },
+        cache,
+    ))
 }
 
 fn read_and_parse(

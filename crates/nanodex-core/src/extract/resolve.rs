@@ -1342,44 +1342,56 @@ impl<'a> Ctx<'a> {
 
     /// Assigns stable ids and emits the sorted graph.
     fn finish(mut self) -> CodeGraph {
-        let mut seen: HashMap<(NodeType, String, String), u32> = HashMap::default();
-        for node in &mut self.nodes {
-            let kind = node
-                .meta
-                .get("kind")
-                .and_then(|k| k.as_str())
-                .unwrap_or("")
-                .to_string();
-            let occurrence = seen
-                .entry((
-                    node.id.ty,
-                    node.path.clone(),
-                    format!("{kind}/{}", node.qname),
-                ))
-                .or_insert(0);
-            let occ = occurrence.to_string();
-            node.id.key = stable_key(&[node.id.ty.as_str(), &kind, &node.path, &node.qname, &occ]);
-            *occurrence += 1;
-        }
+        use rayon::prelude::*;
+        // A node's key hashes (type, kind, path, qname, occurrence); the occurrence numbers same-named nodes of one
+        // file in creation order, which is the only sequential part. Hashing and the edge list run in parallel.
+        let occurrences: Vec<u32> = {
+            let mut seen: HashMap<(NodeType, &str, &str, &str), u32> = HashMap::default();
+            self.nodes
+                .iter()
+                .map(|node| {
+                    let kind = node.meta.get("kind").and_then(|k| k.as_str()).unwrap_or("");
+                    let n = seen
+                        .entry((node.id.ty, &node.path, kind, &node.qname))
+                        .or_insert(0);
+                    *n += 1;
+                    *n - 1
+                })
+                .collect()
+        };
+        self.nodes
+            .par_iter_mut()
+            .zip(occurrences)
+            .for_each(|(node, occ)| {
+                let kind = node.meta.get("kind").and_then(|k| k.as_str()).unwrap_or("");
+                node.id.key = stable_key(&[
+                    node.id.ty.as_str(),
+                    kind,
+                    &node.path,
+                    &node.qname,
+                    &occ.to_string(),
+                ]);
+            });
         // Ids are unique, so sorting nodes by id once gives each node a rank, and edges sort by (kind, rank of
         // from, rank of to): the same order as comparing their ids, without a string comparison per step.
         let mut order: Vec<usize> = (0..self.nodes.len()).collect();
-        order.sort_unstable_by(|&a, &b| self.nodes[a].id.cmp(&self.nodes[b].id));
+        order.par_sort_unstable_by(|&a, &b| self.nodes[a].id.cmp(&self.nodes[b].id));
         let mut rank = vec![0u32; order.len()];
         for (r, &i) in order.iter().enumerate() {
             rank[i] = r as u32;
         }
         let mut keyed: Vec<_> = self.edges.into_iter().collect();
-        keyed.sort_unstable_by_key(|&((kind, from, to), _)| (kind, rank[from], rank[to]));
+        keyed.par_sort_unstable_by_key(|&((kind, from, to), _)| (kind, rank[from], rank[to]));
+        let nodes_ref = &self.nodes;
         let edges: Vec<Edge> = keyed
-            .into_iter()
+            .into_par_iter()
             .map(|((kind, from, to), (mut lines, confidence))| {
                 lines.sort_unstable();
                 lines.dedup();
                 Edge {
                     kind,
-                    from: self.nodes[from].id.clone(),
-                    to: self.nodes[to].id.clone(),
+                    from: nodes_ref[from].id.clone(),
+                    to: nodes_ref[to].id.clone(),
                     lines,
                     confidence,
                 }

@@ -56,6 +56,32 @@ fn unchanged_files_reuse_cached_facts() {
 }
 
 #[test]
+fn the_cache_encoded_while_resolving_is_the_cache_that_loads() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("a.py"), "def a():\n    pass\n").unwrap();
+    std::fs::write(tmp.path().join("b.py"), "def b():\n    a()\n").unwrap();
+    let cfg = crate::config::load(None).unwrap().extract;
+    let (first, bytes) = run_and_encode_cache(
+        &cfg,
+        tmp.path(),
+        &FactsCache::default(),
+        &NoProgress,
+        &Cancel::new(),
+    )
+    .unwrap();
+    let bytes = bytes.expect("encoded");
+    let path = tmp.path().join("ws/facts.cache");
+    FactsCache::save_encoded(&path, &bytes).unwrap();
+    let loaded = FactsCache::load(&path);
+    assert_eq!(loaded.len(), 2);
+    // Byte for byte what saving the owned cache writes.
+    FactsCache::new(first.files).save(&path).unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), bytes);
+    let again = run(&cfg, tmp.path(), &loaded, &NoProgress, &Cancel::new()).unwrap();
+    assert_eq!((again.report.parsed, again.report.reused), (0, 2));
+}
+
+#[test]
 fn cancellation_stops_the_run() {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(tmp.path().join("a.py"), "def a():\n    pass\n").unwrap();

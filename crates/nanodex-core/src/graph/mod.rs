@@ -61,6 +61,8 @@ pub struct GraphStore {
     /// The graph database in use (`g<N>`), when a graph exists.
     current: Option<String>,
     state_path: Option<PathBuf>,
+    /// The state file, being read in the background since a writer opened the store (read by the first write).
+    state_prefetch: Option<std::thread::JoinHandle<Option<StoreState>>>,
     location: PathBuf,
     workspace: PathBuf,
     _lock: Option<FileLock>,
@@ -74,6 +76,33 @@ struct StoreState {
     generation: u64,
     nodes: HashMap<String, u64>,
     edges: HashMap<String, u64>,
+}
+
+/// A [`StoreState`] as written: the same fields, with the maps serialized straight from [`Keyed`]'s columns (a
+/// map and a sequence of pairs are the same postcard bytes), so saving builds no hash map.
+#[derive(Serialize)]
+struct StateOut<'a> {
+    version: u32,
+    db: &'a str,
+    generation: u64,
+    nodes: Pairs<'a>,
+    edges: Pairs<'a>,
+}
+
+/// Ids and their fingerprints, serialized as a map.
+struct Pairs<'a>(&'a [String], &'a [u64]);
+
+impl Serialize for Pairs<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().zip(self.1))
+    }
+}
+
+fn read_state(path: &Path) -> Option<StoreState> {
+    let bytes = std::fs::read(path).ok()?;
+    postcard::from_bytes::<StoreState>(&bytes)
+        .ok()
+        .filter(|s| s.version == STATE_VERSION)
 }
 
 /// What a write did.
@@ -416,8 +445,17 @@ impl GraphStore {
                 .await
                 .map_err(GraphError::db("selecting graph database"))?;
         }
+        // A writer reads the fingerprints of the last write while the caller parses.
+        let state_prefetch = match (&state_path, &current, write) {
+            (Some(path), Some(_), true) => {
+                let path = path.clone();
+                Some(std::thread::spawn(move || read_state(&path)))
+            }
+            _ => None,
+        };
         Ok(GraphStore {
             db,
+            state_prefetch,
             ns: cfg.namespace.clone(),
             batch: cfg.batch_size,
             write_tasks: match cfg.write_tasks {
@@ -470,14 +508,14 @@ impl GraphStore {
         Ok(generation.unwrap_or(0) as u64)
     }
 
-    fn load_state(&self) -> Option<StoreState> {
-        let bytes = std::fs::read(self.state_path.as_ref()?).ok()?;
-        postcard::from_bytes::<StoreState>(&bytes)
-            .ok()
-            .filter(|s| s.version == STATE_VERSION)
+    fn load_state(&mut self) -> Option<StoreState> {
+        match self.state_prefetch.take() {
+            Some(handle) => handle.join().ok().flatten(),
+            None => read_state(self.state_path.as_ref()?),
+        }
     }
 
-    fn save_state(&self, state: &StoreState) -> Result<(), GraphError> {
+    fn save_state(&self, state: &StateOut) -> Result<(), GraphError> {
         let Some(path) = &self.state_path else {
             return Ok(());
         };
@@ -508,11 +546,11 @@ impl GraphStore {
         };
         let keyed = Keyed::of(graph);
         lap(&mut timings, "fingerprint");
-        let previous = match (&self.current, full) {
+        let previous = match (self.current.clone(), full) {
             (Some(db), false) => {
                 let generation = self.generation().await?;
                 self.load_state()
-                    .filter(|s| &s.db == db && s.generation == generation)
+                    .filter(|s| s.db == db && s.generation == generation)
             }
             _ => None,
         };
@@ -555,12 +593,12 @@ impl GraphStore {
         let generation = self.generation().await?;
         lap(&mut timings, "db");
         let db = self.current.clone().unwrap_or_default();
-        self.save_state(&StoreState {
+        self.save_state(&StateOut {
             version: STATE_VERSION,
-            db,
+            db: &db,
             generation,
-            nodes: keyed.node_ids.into_iter().zip(keyed.node_fps).collect(),
-            edges: keyed.edge_ids.into_iter().zip(keyed.edge_fps).collect(),
+            nodes: Pairs(&keyed.node_ids, &keyed.node_fps),
+            edges: Pairs(&keyed.edge_ids, &keyed.edge_fps),
         })?;
         lap(&mut timings, "state_save");
         Ok(WriteReport {
