@@ -191,7 +191,7 @@ impl GraphStore {
 
     async fn ensure_brain_schema(&self, dim: Option<usize>) -> Result<(), GraphError> {
         self.require_graph()?;
-        self.db
+        self.db()
             .query(BRAIN_SCHEMA)
             .await
             .and_then(|r| r.check())
@@ -201,7 +201,7 @@ impl GraphStore {
             // thousand summaries stays exact in practice at search-time ef >= 64.
             let spec = format!("HNSW DIMENSION {dim} DIST COSINE TYPE F32 EFC 64 M 8");
             let mut res = self
-                .db
+                .db()
                 .query("SELECT VALUE spec FROM ONLY brain_state:vectors")
                 .await
                 .map_err(GraphError::db("reading the vector index state"))?;
@@ -214,7 +214,7 @@ impl GraphStore {
                     "REMOVE INDEX IF EXISTS brain_vec ON brain; DEFINE INDEX brain_vec ON brain FIELDS embedding {spec}; \
                      UPSERT brain_state:vectors SET dim = {dim}, spec = $spec;"
                 );
-                self.db
+                self.db()
                     .query(sql)
                     .bind(("spec", spec.clone()))
                     .await
@@ -361,14 +361,14 @@ impl GraphStore {
             // The HNSW index takes inserts into a pending queue that background compaction folds in; a short-lived
             // process exits before that, and every kNN search would then scan the queue. After a large write,
             // rebuild the index now so searches use the graph.
-            self.db
+            self.db()
                 .query("REBUILD INDEX IF EXISTS brain_vec ON brain")
                 .await
                 .and_then(|r| r.check())
                 .map_err(GraphError::db("rebuilding the vector index"))?;
         }
         let generation = self.generation().await? as i64;
-        self.db
+        self.db()
             .query("UPSERT brain_state:current SET generation = $generation, nodes = $nodes, embedded = $embedded, built_at = time::now()")
             .bind(("generation", generation))
             .bind(("nodes", nodes.len() as i64))
@@ -390,7 +390,7 @@ impl GraphStore {
         let mut attempt = 0;
         loop {
             let res = self
-                .db
+                .db()
                 .query(sql)
                 .bind(bind.clone())
                 .await
@@ -408,7 +408,7 @@ impl GraphStore {
 
     async fn has_vector_index(&self) -> Result<bool, GraphError> {
         let mut res = self
-            .db
+            .db()
             .query("SELECT VALUE dim FROM ONLY brain_state:vectors")
             .await
             .map_err(GraphError::db("reading the vector index state"))?;

@@ -51,11 +51,15 @@ pub fn brain_dir(workspace: &Path) -> PathBuf {
 
 /// An open graph store.
 pub struct GraphStore {
-    db: Conn,
+    /// The connection (`None` only while a rebuild swaps the store's directory).
+    db: Option<Conn>,
     ns: String,
     batch: usize,
     /// Statements in flight during a full write (at least 1).
     write_tasks: usize,
+    /// Whether a full build replaces the store's directory (the embedded on-disk store) rather than switching
+    /// databases inside it.
+    rebuild_in_new_dir: bool,
     /// Most records one incremental write may touch ([`MAX_INCREMENTAL_RECORDS`]; lowered in tests).
     max_incremental: usize,
     /// The graph database in use (`g<N>`), when a graph exists.
@@ -340,6 +344,110 @@ fn parse_record_id(id: &str) -> Option<RecordId> {
     Some(RecordId::new(table, key))
 }
 
+/// Directories and marker of a rebuild in a new store (next to `live`, the store's directory).
+fn swap_paths(live: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let name = live
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("graph.db");
+    let sibling = |suffix: &str| live.with_file_name(format!("{name}{suffix}"));
+    (sibling(".next"), sibling(".old"), sibling(".swap"))
+}
+
+/// Completes or discards a rebuild in a new store, whichever a killed process left: with the marker, the new
+/// store (`.next`) was complete and replaces the live one; without it, a `.next` is an unfinished build. Either
+/// way the leftovers go. Runs under the workspace lock.
+fn finish_swap(live: &Path) -> std::io::Result<()> {
+    let (next, old, marker) = swap_paths(live);
+    let remove_dir = |dir: &Path| match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    };
+    if marker.exists() {
+        if next.exists() {
+            if live.exists() {
+                remove_dir(&old)?;
+                std::fs::rename(live, &old)?;
+            }
+            std::fs::rename(&next, live)?;
+        }
+        std::fs::remove_file(&marker)?;
+    }
+    remove_dir(&next)?;
+    remove_dir(&old)
+}
+
+fn embedded_endpoint(dir: &Path) -> String {
+    let abs = std::path::absolute(dir).unwrap_or(dir.to_path_buf());
+    format!("surrealkv://{}", abs.display())
+}
+
+async fn open_local(endpoint: &str) -> Result<Conn, GraphError> {
+    conn::open_local(endpoint)
+        .await
+        .map_err(|message| GraphError::Db {
+            context: format!("opening {endpoint}"),
+            message,
+        })
+}
+
+/// Defines what reads need, selects namespace `ns`, and the current graph database if there is one (returned).
+async fn prepare(db: &Conn, ns: &str) -> Result<Option<String>, GraphError> {
+    // SurrealDB 3 refuses reads from undefined namespaces, databases and tables: define the meta pieces first.
+    // The namespace name was validated as an identifier by `config`.
+    let setup = format!(
+        "DEFINE NAMESPACE IF NOT EXISTS {ns}; USE NS {ns}; DEFINE DATABASE IF NOT EXISTS meta; USE NS {ns} DB meta; \
+         DEFINE TABLE IF NOT EXISTS state SCHEMALESS;"
+    );
+    db.query(setup)
+        .await
+        .and_then(|r| r.check())
+        .map_err(GraphError::db("preparing the store"))?;
+    db.use_ns_db(ns, "meta")
+        .await
+        .map_err(GraphError::db("selecting namespace"))?;
+    let mut res = db
+        .query("SELECT VALUE db FROM ONLY state:current")
+        .await
+        .map_err(GraphError::db("reading state"))?;
+    let current: Option<String> = res.take(0).map_err(GraphError::db("reading state"))?;
+    if let Some(name) = &current {
+        db.use_db(name)
+            .await
+            .map_err(GraphError::db("selecting graph database"))?;
+    }
+    Ok(current)
+}
+
+/// Drops `db` and, when `location` is an embedded store's directory, waits until its background shutdown has
+/// released the directory (its `LOCK` file).
+async fn close_and_wait(db: Conn, location: &Path) {
+    let lock = location.join("LOCK");
+    let embedded = location.is_dir();
+    db.close();
+    if !embedded {
+        return;
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        let free = match std::fs::File::open(&lock) {
+            Ok(file) => match file.try_lock() {
+                Ok(()) => {
+                    let _ = file.unlock();
+                    true
+                }
+                Err(_) => false,
+            },
+            Err(_) => true,
+        };
+        if free {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    tracing::warn!(path = %location.display(), "the embedded store did not shut down within 30 s");
+}
+
 /// Takes the workspace lock, mapping a held lock to [`GraphError::Locked`].
 fn take_lock(path: &Path) -> Result<FileLock, GraphError> {
     try_lock(path).map_err(|err| match err {
@@ -360,6 +468,10 @@ fn to_json(value: Value) -> serde_json::Value {
 }
 
 impl GraphStore {
+    fn db(&self) -> &Conn {
+        self.db.as_ref().expect("the store is open")
+    }
+
     /// Opens the store of `workspace`. With `write`, takes the workspace lock first (a second writer gets
     /// [`GraphError::Locked`]); readers also refuse while a writer holds it, as the embedded engine is single-process.
     pub async fn open(
@@ -371,7 +483,10 @@ impl GraphStore {
         let lock_path = brain.join("graph.lock");
         let (endpoint, location, lock, state_path) = match &cfg.store {
             Store::Workspace => {
-                if !write && !brain.join("graph.db").exists() {
+                if !write
+                    && !brain.join("graph.db").exists()
+                    && !swap_paths(&brain.join("graph.db")).2.exists()
+                {
                     return Err(GraphError::Empty {
                         path: brain.join("graph.db"),
                         workspace: workspace.to_path_buf(),
@@ -379,9 +494,12 @@ impl GraphStore {
                 }
                 let lock = take_lock(&lock_path)?;
                 let db_path = brain.join("graph.db");
-                let abs = std::path::absolute(&db_path).unwrap_or(db_path.clone());
+                finish_swap(&db_path).map_err(|cause| GraphError::Io {
+                    path: db_path.clone(),
+                    cause,
+                })?;
                 (
-                    format!("surrealkv://{}", abs.display()),
+                    embedded_endpoint(&db_path),
                     db_path,
                     Some(lock),
                     Some(brain.join("graph.state")),
@@ -414,37 +532,9 @@ impl GraphStore {
                     .map_err(GraphError::db("signing in"))?;
                 db
             }
-            _ => conn::open_local(&endpoint)
-                .await
-                .map_err(|message| GraphError::Db {
-                    context: format!("opening {endpoint}"),
-                    message,
-                })?,
+            _ => open_local(&endpoint).await?,
         };
-        // SurrealDB 3 refuses reads from undefined namespaces, databases and tables: define the meta pieces first.
-        // The namespace name was validated as an identifier by `config`.
-        let ns = cfg.namespace.as_str();
-        let setup = format!(
-            "DEFINE NAMESPACE IF NOT EXISTS {ns}; USE NS {ns}; DEFINE DATABASE IF NOT EXISTS meta; USE NS {ns} DB meta; \
-             DEFINE TABLE IF NOT EXISTS state SCHEMALESS;"
-        );
-        db.query(setup)
-            .await
-            .and_then(|r| r.check())
-            .map_err(GraphError::db("preparing the store"))?;
-        db.use_ns_db(ns, "meta")
-            .await
-            .map_err(GraphError::db("selecting namespace"))?;
-        let mut res = db
-            .query("SELECT VALUE db FROM ONLY state:current")
-            .await
-            .map_err(GraphError::db("reading state"))?;
-        let current: Option<String> = res.take(0).map_err(GraphError::db("reading state"))?;
-        if let Some(name) = &current {
-            db.use_db(name)
-                .await
-                .map_err(GraphError::db("selecting graph database"))?;
-        }
+        let current = prepare(&db, &cfg.namespace).await?;
         // A writer reads the fingerprints of the last write while the caller parses.
         let state_prefetch = match (&state_path, &current, write) {
             (Some(path), Some(_), true) => {
@@ -454,7 +544,7 @@ impl GraphStore {
             _ => None,
         };
         Ok(GraphStore {
-            db,
+            db: Some(db),
             state_prefetch,
             ns: cfg.namespace.clone(),
             batch: cfg.batch_size,
@@ -464,6 +554,7 @@ impl GraphStore {
                 n => n,
             },
             max_incremental: MAX_INCREMENTAL_RECORDS,
+            rebuild_in_new_dir: cfg.store == Store::Workspace,
             current,
             state_path,
             location,
@@ -500,7 +591,7 @@ impl GraphStore {
 
     async fn generation(&self) -> Result<u64, GraphError> {
         let mut res = self
-            .db
+            .db()
             .query("SELECT VALUE generation FROM ONLY graph_state:current")
             .await
             .map_err(GraphError::db("reading generation"))?;
@@ -665,7 +756,7 @@ impl GraphStore {
                         rows,
                     )
                 };
-                let db = self.db.clone();
+                let db = self.db().clone();
                 let label = format!("{table} {what}");
                 running.spawn(async move {
                     let n = rows.len();
@@ -711,15 +802,20 @@ impl GraphStore {
         info: &serde_json::Value,
         sink: &dyn Sink,
     ) -> Result<WriteReport, GraphError> {
+        if self.rebuild_in_new_dir && self.current.is_some() {
+            return self
+                .rebuild_in_new_dir(graph, keyed, generation, info, sink)
+                .await;
+        }
         let name = format!("g{generation}");
         let old = self.current.clone();
-        self.db
+        self.db()
             .use_db("meta")
             .await
             .map_err(GraphError::db("selecting meta"))?;
         // Remove leftovers of killed runs (any graph database that is not the current one).
         let mut res = self
-            .db
+            .db()
             .query("INFO FOR NS")
             .await
             .map_err(GraphError::db("listing databases"))?;
@@ -738,23 +834,23 @@ impl GraphStore {
         {
             self.remove_db(db_name).await?;
         }
-        self.db
+        self.db()
             .query(format!("DEFINE DATABASE {name}"))
             .await
             .and_then(|r| r.check())
             .map_err(GraphError::db("creating database"))?;
-        self.db
+        self.db()
             .use_db(name.as_str())
             .await
             .map_err(GraphError::db("selecting new database"))?;
-        self.db
+        self.db()
             .query(schema())
             .await
             .and_then(|r| r.check())
             .map_err(GraphError::db("defining schema"))?;
         tracing::info!(db = %name, "writing graph");
         let inserted = self.insert_batches(graph, keyed, sink).await?;
-        self.db
+        self.db()
             .query("UPSERT graph_state:current CONTENT { generation: $generation, info: $info, written_at: time::now() } RETURN NONE")
             .bind(("generation", generation as i64))
             .bind(("info", info.clone()))
@@ -762,11 +858,11 @@ impl GraphStore {
             .and_then(|r| r.check())
             .map_err(GraphError::db("writing graph state"))?;
         // The switch: one record update makes the new graph current.
-        self.db
+        self.db()
             .use_db("meta")
             .await
             .map_err(GraphError::db("selecting meta"))?;
-        self.db
+        self.db()
             .query("UPSERT state:current CONTENT { db: $db, generation: $generation } RETURN NONE")
             .bind(("db", name.clone()))
             .bind(("generation", generation as i64))
@@ -776,7 +872,7 @@ impl GraphStore {
         if let Some(old) = &old {
             self.remove_db(old).await?;
         }
-        self.db
+        self.db()
             .use_db(name.as_str())
             .await
             .map_err(GraphError::db("selecting graph database"))?;
@@ -791,11 +887,58 @@ impl GraphStore {
         })
     }
 
+    /// A full build over an existing embedded graph: written into a new store next to the live one
+    /// (`graph.db.next`), which then replaces it (see [`finish_swap`]). Removing the old graph's records inside
+    /// the live store instead meant one transaction holding a tombstone per key (the JDK's 1.3M keys: 700 MiB
+    /// peak) and files four times the graph's size until compaction caught up, at the cost of the next runs.
+    async fn rebuild_in_new_dir(
+        &mut self,
+        graph: &CodeGraph,
+        keyed: &Keyed,
+        generation: u64,
+        info: &serde_json::Value,
+        sink: &dyn Sink,
+    ) -> Result<WriteReport, GraphError> {
+        let live = self.location.clone();
+        let (next, _, marker) = swap_paths(&live);
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |cause| GraphError::Io { path, cause }
+        };
+        match std::fs::remove_dir_all(&next) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&next)(e)),
+            _ => {}
+        }
+        let fresh = open_local(&embedded_endpoint(&next)).await?;
+        prepare(&fresh, &self.ns).await?;
+        let live_db = self.db.replace(fresh);
+        let live_current = self.current.take();
+        let written = Box::pin(self.write_full(graph, keyed, generation, info, sink)).await;
+        let fresh = std::mem::replace(&mut self.db, live_db).expect("open");
+        close_and_wait(fresh, &next).await;
+        let report = match written {
+            Ok(report) => report,
+            Err(e) => {
+                self.current = live_current;
+                let _ = std::fs::remove_dir_all(&next);
+                return Err(e);
+            }
+        };
+        // The switch. From the marker on, a killed process's next open completes it.
+        close_and_wait(self.db.take().expect("open"), &live).await;
+        write_atomic(&marker, b"replace graph.db with graph.db.next\n").map_err(io(&marker))?;
+        finish_swap(&live).map_err(io(&live))?;
+        let db = open_local(&embedded_endpoint(&live)).await?;
+        self.current = prepare(&db, &self.ns).await?;
+        self.db = Some(db);
+        Ok(report)
+    }
+
     async fn remove_db(&self, name: &str) -> Result<(), GraphError> {
         if !name.starts_with('g') || !name[1..].chars().all(|c| c.is_ascii_digit()) {
             return Ok(());
         }
-        self.db
+        self.db()
             .query(format!("REMOVE DATABASE IF EXISTS {name}"))
             .await
             .and_then(|r| r.check())
@@ -881,7 +1024,7 @@ impl GraphStore {
         sql += "UPSERT graph_state:current CONTENT { generation: $generation, info: $info, written_at: time::now() } RETURN NONE;\nCOMMIT TRANSACTION;";
         let deleted = (del_nodes.len() + del_edges.len()) as u64;
         let mut query = self
-            .db
+            .db()
             .query(sql)
             .bind(("del_edges", Value::Array(Array::from(del_edges))))
             .bind(("del_nodes", Value::Array(Array::from(del_nodes))))
@@ -916,7 +1059,7 @@ impl GraphStore {
         sql: &str,
         binds: Vec<(&'static str, Value)>,
     ) -> Result<serde_json::Value, GraphError> {
-        let mut query = self.db.query(sql);
+        let mut query = self.db().query(sql);
         for bind in binds {
             query = query.bind(bind);
         }
@@ -1108,7 +1251,7 @@ impl GraphStore {
                      SELECT in AS other, in.qname AS qname, in.path AS path, in.start_line AS line, lines, confidence FROM $rid<-`{t}`;"
                 );
                 let mut res = self
-                    .db
+                    .db()
                     .query(sql)
                     .bind(("rid", Value::RecordId(rid.clone())))
                     .await
@@ -1162,7 +1305,11 @@ impl GraphStore {
     pub async fn query_readonly(&self, sql: &str) -> Result<Vec<serde_json::Value>, GraphError> {
         self.require_graph()?;
         check_read_only(sql)?;
-        let mut res = self.db.query(sql).await.map_err(GraphError::db("query"))?;
+        let mut res = self
+            .db()
+            .query(sql)
+            .await
+            .map_err(GraphError::db("query"))?;
         let mut out = Vec::new();
         for idx in 0..res.num_statements() {
             let value: Value = res
@@ -1203,31 +1350,10 @@ impl GraphStore {
 
     /// Closes the store and, for the embedded engine, waits until its background shutdown has released the
     /// database (its `LOCK` file), so that the process can exit or reopen the store at once.
-    pub async fn close(self) {
-        let lock = self.location.join("LOCK");
-        let embedded = self.location.is_dir();
-        self.db.close();
-        if !embedded {
-            return;
+    pub async fn close(mut self) {
+        if let Some(db) = self.db.take() {
+            close_and_wait(db, &self.location).await;
         }
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while std::time::Instant::now() < deadline {
-            let free = match std::fs::File::open(&lock) {
-                Ok(file) => match file.try_lock() {
-                    Ok(()) => {
-                        let _ = file.unlock();
-                        true
-                    }
-                    Err(_) => false,
-                },
-                Err(_) => true,
-            };
-            if free {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        tracing::warn!(path = %self.location.display(), "the embedded store did not shut down within 30 s");
     }
 
     /// The SurrealDB namespace in use.

@@ -198,3 +198,90 @@ fn a_change_larger_than_one_transaction_may_hold_is_written_as_a_full_build() {
         store.close().await;
     });
 }
+
+#[test]
+fn an_interrupted_rebuild_is_completed_or_discarded_on_open() {
+    let tmp = tempfile::tempdir().unwrap();
+    let live = tmp.path().join("graph.db");
+    let (next, old, marker) = swap_paths(&live);
+    let mark = |dir: &Path, what: &str| {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join("which"), what).unwrap();
+    };
+    let which = |dir: &Path| std::fs::read_to_string(dir.join("which")).unwrap();
+
+    // Killed while writing the new store: it is discarded, the live one stays.
+    mark(&live, "live");
+    mark(&next, "next");
+    finish_swap(&live).unwrap();
+    assert_eq!(which(&live), "live");
+    assert!(!next.exists());
+
+    // Killed after the marker, before any rename: the new store replaces the live one.
+    mark(&next, "next");
+    std::fs::write(&marker, "").unwrap();
+    finish_swap(&live).unwrap();
+    assert_eq!(which(&live), "next");
+    assert!(!next.exists() && !old.exists() && !marker.exists());
+
+    // Killed between the two renames: only the old and the new store are there.
+    std::fs::rename(&live, &old).unwrap();
+    mark(&next, "newer");
+    std::fs::write(&marker, "").unwrap();
+    finish_swap(&live).unwrap();
+    assert_eq!(which(&live), "newer");
+    assert!(!next.exists() && !old.exists() && !marker.exists());
+
+    // Killed after both renames: only the cleanup is left.
+    mark(&old, "stale");
+    std::fs::write(&marker, "").unwrap();
+    finish_swap(&live).unwrap();
+    assert_eq!(which(&live), "newer");
+    assert!(!old.exists() && !marker.exists());
+}
+
+#[test]
+fn a_full_rebuild_replaces_the_store_directory_and_keeps_the_graph_readable() {
+    rt().block_on(async {
+        let ws = tempfile::tempdir().unwrap();
+        let cfg = GraphConfig {
+            store: Store::Workspace,
+            namespace: "nanodex".into(),
+            batch_size: 1000,
+            write_tasks: 0,
+        };
+        let first = graph_of(&[(
+            "a.py",
+            "def f():\n    return g()\n\ndef g():\n    return 1\n",
+        )]);
+        let second = graph_of(&[("b.py", "def h():\n    return 2\n")]);
+        let mut store = GraphStore::open(&cfg, ws.path(), true).await.unwrap();
+        store.write(&first, "r", true, &NoProgress).await.unwrap();
+        let report = store.write(&second, "r", true, &NoProgress).await.unwrap();
+        assert_eq!((report.mode.as_str(), report.db.as_str()), ("full", "g2"));
+        // The same handle reads the new graph, and nothing of the old one is left.
+        let (nodes, _) = store.dump().await.unwrap();
+        let names: Vec<&str> = nodes.iter().filter_map(|n| n["name"].as_str()).collect();
+        assert!(names.contains(&"h") && !names.contains(&"f"), "{names:?}");
+        store.close().await;
+        let brain = brain_dir(ws.path());
+        let left: Vec<String> = std::fs::read_dir(&brain)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("graph.db"))
+            .collect();
+        assert_eq!(left, vec!["graph.db".to_string()]);
+        // Reopened, it is the new graph, and an unchanged graph is an empty incremental write.
+        let mut store = GraphStore::open(&cfg, ws.path(), true).await.unwrap();
+        assert_eq!(store.inspect().await.unwrap().nodes["function"], 1);
+        let again = store.write(&second, "r", false, &NoProgress).await.unwrap();
+        assert_eq!(
+            (
+                again.mode.as_str(),
+                again.inserted + again.updated + again.deleted
+            ),
+            ("incremental", 0)
+        );
+        store.close().await;
+    });
+}
