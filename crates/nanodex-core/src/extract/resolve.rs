@@ -13,7 +13,7 @@ use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use serde_json::{Value, json};
 
-use super::facts::{DefKind, Local, ParsedFile, RefKind};
+use super::facts::{DefKind, Local, ParsedFile, Ref, RefKind};
 use super::lang::Lang;
 use super::manifest::Dependency;
 use super::model::{CodeGraph, Edge, EdgeKind, Node, NodeRef, NodeType, ResolveStats};
@@ -103,6 +103,19 @@ enum Target {
     Prefix(String),
     /// An external node.
     External(usize),
+    /// An external package (its top-level name) that a reference resolved to and that does not exist yet:
+    /// planning is read-only, and applying the reference creates it.
+    Pending(String),
+}
+
+/// A reference resolved but not yet applied ([`Ctx::plan_ref`]).
+struct Planned {
+    /// The node the reference comes from.
+    from: usize,
+    /// What its name resolved to.
+    resolved: Option<(Target, f32)>,
+    /// External packages the resolution named that do not exist yet.
+    pending: Vec<String>,
 }
 
 struct DefInfo {
@@ -225,8 +238,19 @@ pub fn build_graph(repo_name: &str, files: &[ParsedFile], deps: &[Dependency]) -
     for f in 0..files.len() {
         ctx.resolve_refs(f, true);
     }
-    for f in 0..files.len() {
-        ctx.resolve_refs(f, false);
+    // Calls and throws: planned per file in parallel (lookups only read), applied in file order.
+    let plans: Vec<Vec<(usize, Planned)>> = {
+        use rayon::prelude::*;
+        let ctx = &ctx;
+        (0..files.len())
+            .into_par_iter()
+            .map(|f| ctx.plan_calls(f))
+            .collect()
+    };
+    for (f, plans) in plans.into_iter().enumerate() {
+        for (i, plan) in plans {
+            ctx.apply_ref(f, &files[f].facts.refs[i], plan);
+        }
     }
     ctx.add_dependencies(deps);
     ctx.finish()
@@ -860,7 +884,7 @@ impl<'a> Ctx<'a> {
                 self.stats.imports_external += 1;
                 self.edge(EdgeKind::Imports, module, *e, line, 1.0)
             }
-            Target::Nodes(_) | Target::Prefix(_) => {}
+            Target::Nodes(_) | Target::Prefix(_) | Target::Pending(_) => {}
         }
     }
 
@@ -885,6 +909,14 @@ impl<'a> Ctx<'a> {
     }
 
     fn python_module_target(&mut self, abs: &str) -> Target {
+        match self.python_module_target_ro(abs, &mut Vec::new()) {
+            Target::Pending(top) => Target::External(self.external(&top, "package")),
+            t => t,
+        }
+    }
+
+    /// [`Ctx::python_module_target`] without creating the external package: it is added to `pending`.
+    fn python_module_target_ro(&self, abs: &str, pending: &mut Vec<String>) -> Target {
         if let Some(&g) = self.module_by_qname.get(abs) {
             return Target::Module(g);
         }
@@ -893,7 +925,13 @@ impl<'a> Ctx<'a> {
             return Target::Prefix(abs.to_string());
         }
         let top = abs.split('.').next().unwrap_or(abs);
-        Target::External(self.external(top, "package"))
+        match self.externals.get(&(top.to_string(), "package")) {
+            Some(&e) => Target::External(e),
+            None => {
+                pending.push(top.to_string());
+                Target::Pending(top.to_string())
+            }
+        }
     }
 
     fn find_header(&self, f: usize, include: &str) -> Option<usize> {
@@ -984,7 +1022,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Looks up an unqualified name from a scope.
-    fn lookup(&mut self, f: usize, scope: Option<u32>, name: &str) -> Option<(Target, f32)> {
+    fn lookup(&self, f: usize, scope: Option<u32>, name: &str) -> Option<(Target, f32)> {
         let file = &self.files[f];
         let lang = file.lang;
         let defs = &file.facts.defs;
@@ -1053,10 +1091,11 @@ impl<'a> Ctx<'a> {
 
     /// Resolves a receiver expression (`self`, `json`, `os.path`, `self.parser`, a typed local) to what it names.
     fn resolve_receiver(
-        &mut self,
+        &self,
         f: usize,
         scope: Option<u32>,
         receiver: &str,
+        pending: &mut Vec<String>,
     ) -> Option<(Target, f32)> {
         let lang = self.files[f].lang;
         let self_words = lang.spec().self_words;
@@ -1075,7 +1114,7 @@ impl<'a> Ctx<'a> {
                 let class = self.enclosing_class(f, scope)?;
                 let type_name = self.member_type(f, class, attr)?;
                 return self
-                    .resolve_type(f, scope, &type_name)
+                    .resolve_type(f, scope, &type_name, pending)
                     .map(|(t, c)| (t, c * 0.9));
             }
             return None;
@@ -1088,18 +1127,23 @@ impl<'a> Ctx<'a> {
         let first = segments[0];
         let mut current = match self.local_type(f, scope, first) {
             Some(type_name) => {
-                let (t, c) = self.resolve_type(f, scope, &type_name)?;
+                let (t, c) = self.resolve_type(f, scope, &type_name, pending)?;
                 (t, c * 0.9)
             }
             None => self.lookup(f, scope, first)?,
         };
         for seg in &segments[1..] {
-            current = self.member(current, seg)?;
+            current = self.member(current, seg, pending)?;
         }
         Some(current)
     }
 
-    fn member(&mut self, (target, conf): (Target, f32), name: &str) -> Option<(Target, f32)> {
+    fn member(
+        &self,
+        (target, conf): (Target, f32),
+        name: &str,
+        pending: &mut Vec<String>,
+    ) -> Option<(Target, f32)> {
         match target {
             Target::Module(g) => {
                 let sub = format!("{}.{name}", self.module_qname[g]);
@@ -1113,7 +1157,7 @@ impl<'a> Ctx<'a> {
             }
             Target::Prefix(p) => {
                 let sub = format!("{p}.{name}");
-                Some((self.python_module_target(&sub), conf))
+                Some((self.python_module_target_ro(&sub, pending), conf))
             }
             Target::Nodes(nodes) => {
                 let class = nodes
@@ -1123,15 +1167,16 @@ impl<'a> Ctx<'a> {
                 self.members_of(class, name)
                     .map(|found| (Target::Nodes(found), conf * 0.9))
             }
-            Target::External(_) => None,
+            Target::External(_) | Target::Pending(_) => None,
         }
     }
 
     fn resolve_type(
-        &mut self,
+        &self,
         f: usize,
         scope: Option<u32>,
         type_name: &str,
+        pending: &mut Vec<String>,
     ) -> Option<(Target, f32)> {
         let sep = self.files[f].lang.spec().scope_sep;
         if type_name.contains(sep)
@@ -1141,8 +1186,8 @@ impl<'a> Ctx<'a> {
         }
         match type_name.rsplit_once(sep) {
             Some((receiver, name)) => {
-                let base = self.resolve_receiver(f, scope, receiver)?;
-                self.member(base, name)
+                let base = self.resolve_receiver(f, scope, receiver, pending)?;
+                self.member(base, name, pending)
             }
             None => self.lookup(f, scope, type_name),
         }
@@ -1189,38 +1234,81 @@ impl<'a> Ctx<'a> {
     }
 
     /// Resolves references: base types first (`types_only`), then calls and throws, which may need the bases.
+    /// Base types (`types_only`) or calls and throws of file `f`, one reference after the other.
     fn resolve_refs(&mut self, f: usize, types_only: bool) {
+        let files: &'a [ParsedFile] = self.files;
+        for r in &files[f].facts.refs {
+            if let Some(plan) = self.plan_ref(f, r, types_only) {
+                self.apply_ref(f, r, plan);
+            }
+        }
+    }
+
+    /// The calls and throws of file `f` resolved (read-only, so files are planned in parallel), with the index
+    /// of each reference.
+    fn plan_calls(&self, f: usize) -> Vec<(usize, Planned)> {
+        let refs = &self.files[f].facts.refs;
+        (0..refs.len())
+            .filter_map(|i| self.plan_ref(f, &refs[i], false).map(|p| (i, p)))
+            .collect()
+    }
+
+    /// What reference `r` of file `f` resolves to, or `None` when it is not of this pass or is dropped.
+    fn plan_ref(&self, f: usize, r: &Ref, types_only: bool) -> Option<Planned> {
         let file = &self.files[f];
         let module = self.module_node[f];
+        let is_base = matches!(r.kind, RefKind::Extends | RefKind::Implements);
+        if is_base != types_only {
+            return None;
+        }
+        let from = r
+            .scope
+            .and_then(|s| self.scope_node(f, s))
+            .unwrap_or(module);
+        // A base type belongs to a class; one outside any class definition comes from code tree-sitter could
+        // not parse as a class (a class head split by `#if` is an ERROR node), and is dropped.
+        if is_base && self.nodes[from].id.ty != NodeType::Class {
+            return None;
+        }
+        let mut pending = Vec::new();
+        let resolved = match &r.receiver {
+            Some(recv) => self
+                .resolve_receiver(f, r.scope, recv, &mut pending)
+                .and_then(|base| self.member(base, &r.name, &mut pending)),
+            None => {
+                // Base classes are looked up from outside the class body.
+                let scope = if is_base {
+                    r.scope.and_then(|s| file.facts.defs[s as usize].parent)
+                } else {
+                    r.scope
+                };
+                self.lookup(f, scope, &r.name)
+            }
+        };
+        Some(Planned {
+            from,
+            resolved,
+            pending,
+        })
+    }
+
+    /// Adds what a planned reference contributes: the external packages its resolution named, then its edges.
+    fn apply_ref(&mut self, f: usize, r: &Ref, plan: Planned) {
+        let file = &self.files[f];
         let python = file.lang == Lang::Python;
-        for r in &file.facts.refs {
-            let is_base = matches!(r.kind, RefKind::Extends | RefKind::Implements);
-            if is_base != types_only {
-                continue;
-            }
-            let from = r
-                .scope
-                .and_then(|s| self.scope_node(f, s))
-                .unwrap_or(module);
-            // A base type belongs to a class; one outside any class definition comes from code tree-sitter could
-            // not parse as a class (a class head split by `#if` is an ERROR node), and is dropped.
-            if is_base && self.nodes[from].id.ty != NodeType::Class {
-                continue;
-            }
-            let resolved = match &r.receiver {
-                Some(recv) => self
-                    .resolve_receiver(f, r.scope, recv)
-                    .and_then(|base| self.member(base, &r.name)),
-                None => {
-                    // Base classes are looked up from outside the class body.
-                    let scope = if is_base {
-                        r.scope.and_then(|s| file.facts.defs[s as usize].parent)
-                    } else {
-                        r.scope
-                    };
-                    self.lookup(f, scope, &r.name)
-                }
-            };
+        let is_base = matches!(r.kind, RefKind::Extends | RefKind::Implements);
+        let Planned {
+            from,
+            mut resolved,
+            pending,
+        } = plan;
+        for top in &pending {
+            self.external(top, "package");
+        }
+        if let Some((Target::Pending(top), conf)) = &resolved {
+            resolved = Some((Target::External(self.external(top, "package")), *conf));
+        }
+        {
             let targets: Vec<(usize, f32)> = match resolved {
                 Some((Target::Nodes(nodes), conf)) => {
                     let n = nodes.len().min(4);
@@ -1273,7 +1361,7 @@ impl<'a> Ctx<'a> {
                             && r.kind == RefKind::Throw
                             && r.name.starts_with(char::is_lowercase)
                         {
-                            continue;
+                            return;
                         }
                         let qname = match (
                             &r.receiver,

@@ -8,7 +8,6 @@
 //! `SURREAL_SURREALKV_MAX_MEMTABLE_SIZE=134217728`).
 
 use std::future::IntoFuture;
-use std::sync::Arc;
 
 use surrealdb::Surreal;
 use surrealdb::engine::any::Any;
@@ -34,8 +33,10 @@ pub(super) const STORAGE_DEFAULTS: [(&str, &str); 2] = [
 /// A connection to the graph's SurrealDB.
 #[derive(Clone)]
 pub(super) enum Conn {
-    /// Embedded engine of this process; the datastore handle shuts it down on close.
-    Local(Surreal<Db>, Arc<Datastore>),
+    /// Embedded engine of this process. The SDK's engine holds the only datastore handle and shuts it down on
+    /// its runtime once the last connection is dropped (a handle of ours dropped off the runtime, as the desktop
+    /// app does, would make SurrealKV close without one).
+    Local(Surreal<Db>),
     /// A SurrealDB server.
     Remote(Surreal<Any>),
 }
@@ -57,10 +58,10 @@ pub(super) async fn open_local(path: &str) -> std::result::Result<Conn, String> 
     ds.check_version().await.map_err(|e| format!("{e:#}"))?;
     ds.bootstrap().await.map_err(|e| format!("{e:#}"))?;
     ds.start_maintenance_tasks();
-    let db = Surreal::<Db>::unstable_from_datastore(Arc::clone(&ds), None)
+    let db = Surreal::<Db>::unstable_from_datastore(ds, None)
         .await
         .map_err(|e| e.to_string())?;
-    Ok(Conn::Local(db, ds))
+    Ok(Conn::Local(db))
 }
 
 /// Connects to a SurrealDB server.
@@ -81,7 +82,7 @@ impl Conn {
     /// Selects namespace `ns` and database `db`.
     pub(super) async fn use_ns_db(&self, ns: &str, db: &str) -> Result<()> {
         match self {
-            Conn::Local(c, _) => c.use_ns(ns).use_db(db).await.map(|_| ()),
+            Conn::Local(c) => c.use_ns(ns).use_db(db).await.map(|_| ()),
             Conn::Remote(c) => c.use_ns(ns).use_db(db).await.map(|_| ()),
         }
     }
@@ -89,7 +90,7 @@ impl Conn {
     /// Selects database `db` in the current namespace.
     pub(super) async fn use_db(&self, db: &str) -> Result<()> {
         match self {
-            Conn::Local(c, _) => c.use_db(db).await.map(|_| ()),
+            Conn::Local(c) => c.use_db(db).await.map(|_| ()),
             Conn::Remote(c) => c.use_db(db).await.map(|_| ()),
         }
     }
@@ -107,10 +108,7 @@ impl Conn {
     /// once its last handle is gone; [`GraphStore::close`](super::GraphStore::close) waits for that.
     pub(super) fn close(self) {
         match self {
-            Conn::Local(db, ds) => {
-                drop(db);
-                drop(ds);
-            }
+            Conn::Local(db) => drop(db),
             Conn::Remote(db) => drop(db),
         }
     }
@@ -139,7 +137,7 @@ impl<'a> IntoFuture for Query<'a> {
     fn into_future(self) -> Self::IntoFuture {
         let Query { conn, sql, vars } = self;
         match conn {
-            Conn::Local(c, _) => c.query(sql).bind(Value::Object(vars)).into_future(),
+            Conn::Local(c) => c.query(sql).bind(Value::Object(vars)).into_future(),
             Conn::Remote(c) => c.query(sql).bind(Value::Object(vars)).into_future(),
         }
     }
