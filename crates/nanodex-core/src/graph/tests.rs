@@ -18,6 +18,16 @@ fn graph_of(files: &[(&str, &str)]) -> CodeGraph {
     resolve::build_graph("demo", &parsed, &[])
 }
 
+/// The embedded on-disk store's settings (the workspace is the caller's temporary folder).
+fn on_disk() -> GraphConfig {
+    GraphConfig {
+        store: Store::Workspace,
+        namespace: "nanodex".into(),
+        batch_size: 1000,
+        write_tasks: 0,
+    }
+}
+
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -144,12 +154,7 @@ fn base_types_outside_a_parsed_class_are_dropped_not_stored_from_the_module() {
 fn a_change_larger_than_one_transaction_may_hold_is_written_as_a_full_build() {
     rt().block_on(async {
         let ws = tempfile::tempdir().unwrap();
-        let cfg = GraphConfig {
-            store: Store::Workspace,
-            namespace: "nanodex".into(),
-            batch_size: 1000,
-            write_tasks: 0,
-        };
+        let cfg = on_disk();
         let before = graph_of(&[
             (
                 "a.py",
@@ -244,12 +249,7 @@ fn an_interrupted_rebuild_is_completed_or_discarded_on_open() {
 fn a_full_rebuild_replaces_the_store_directory_and_keeps_the_graph_readable() {
     rt().block_on(async {
         let ws = tempfile::tempdir().unwrap();
-        let cfg = GraphConfig {
-            store: Store::Workspace,
-            namespace: "nanodex".into(),
-            batch_size: 1000,
-            write_tasks: 0,
-        };
+        let cfg = on_disk();
         let first = graph_of(&[(
             "a.py",
             "def f():\n    return g()\n\ndef g():\n    return 1\n",
