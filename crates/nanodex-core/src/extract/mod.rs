@@ -48,6 +48,18 @@ pub fn stable_key(parts: &[&str]) -> String {
     hasher.finalize().to_hex()[..16].to_string()
 }
 
+/// [`stable_key`] of parts that are each given as pieces, hashed as if joined (no joined string is built).
+pub(crate) fn stable_key_of_pieces(parts: &[&[&str]]) -> String {
+    let mut hasher = blake3::Hasher::new();
+    for part in parts {
+        for piece in *part {
+            hasher.update(piece.as_bytes());
+        }
+        hasher.update(&[0]);
+    }
+    hasher.finalize().to_hex()[..16].to_string()
+}
+
 /// What one extraction did.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ExtractReport {

@@ -157,10 +157,11 @@ pub struct Edge {
 impl Edge {
     /// Stable key of the edge record.
     pub fn key(&self) -> String {
-        super::stable_key(&[
-            self.kind.as_str(),
-            &self.from.to_string(),
-            &self.to.to_string(),
+        // The stable key of (kind, `from` as `table:key`, `to` as `table:key`).
+        super::stable_key_of_pieces(&[
+            &[self.kind.as_str()],
+            &[self.from.ty.as_str(), ":", &self.from.key],
+            &[self.to.ty.as_str(), ":", &self.to.key],
         ])
     }
 }

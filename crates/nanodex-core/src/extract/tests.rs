@@ -104,4 +104,8 @@ fn stable_keys_differ_by_part_boundaries() {
     assert_eq!(stable_key(&["a", "b"]), stable_key(&["a", "b"]));
     assert_ne!(stable_key(&["ab", ""]), stable_key(&["a", "b"]));
     assert_eq!(stable_key(&["x"]).len(), 16);
+    assert_eq!(
+        super::stable_key_of_pieces(&[&["calls"], &["function", ":", "ab"]]),
+        stable_key(&["calls", "function:ab"])
+    );
 }

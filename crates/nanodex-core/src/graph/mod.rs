@@ -305,12 +305,12 @@ impl Keyed {
         let (node_ids, node_fps) = graph
             .nodes
             .par_iter()
-            .map(|n| (n.id.to_string(), fingerprint(n)))
+            .map(|n| (table_key(n.id.ty.as_str(), &n.id.key), fingerprint(n)))
             .unzip();
         let (edge_ids, edge_fps) = graph
             .edges
             .par_iter()
-            .map(|e| (format!("{}:{}", e.kind.as_str(), e.key()), fingerprint(e)))
+            .map(|e| (table_key(e.kind.as_str(), &e.key()), fingerprint(e)))
             .unzip();
         Keyed {
             node_ids,
@@ -336,6 +336,15 @@ impl Keyed {
             .collect();
         (nodes, edges)
     }
+}
+
+/// `table:key`, built without the formatting machinery (a quarter million times per write).
+fn table_key(table: &str, key: &str) -> String {
+    let mut id = String::with_capacity(table.len() + 1 + key.len());
+    id.push_str(table);
+    id.push(':');
+    id.push_str(key);
+    id
 }
 
 fn parse_record_id(id: &str) -> Option<RecordId> {
