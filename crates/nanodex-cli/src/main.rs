@@ -582,6 +582,9 @@ async fn cmd_extract(
             &common.workspace,
         )?;
     }
+    // The process ends next: freeing the graph's million allocations one by one would only delay the exit
+    // (tens of milliseconds on a JDK-sized graph, a tenth of a one-file incremental run).
+    std::mem::forget(outcome.graph);
     Ok(ExitCode::SUCCESS)
 }
 
