@@ -429,7 +429,9 @@ fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "nanodex_app=info,warn".into()),
+                // As in the CLI: surrealkv warns when its tree is dropped off the runtime after the datastore's
+                // shutdown has already flushed and closed it.
+                .unwrap_or_else(|_| "nanodex_app=info,warn,surrealkv::lsm=error".into()),
         )
         .with_writer(std::io::stderr)
         .init();
