@@ -652,7 +652,12 @@ impl GraphStore {
                 self.load_state()
                     .filter(|s| s.db == db && s.generation == generation)
             }
-            _ => None,
+            _ => {
+                // The state read at open describes the graph this write replaces: a later write on this handle
+                // must read the file again.
+                self.state_prefetch = None;
+                None
+            }
         };
         lap(&mut timings, "state_load");
         let info = serde_json::json!({ "root": root, "resolve": graph.stats });
