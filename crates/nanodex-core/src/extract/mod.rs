@@ -50,6 +50,15 @@ pub fn stable_key(parts: &[&str]) -> String {
 
 /// [`stable_key`] of parts that are each given as pieces, hashed as if joined (no joined string is built).
 pub(crate) fn stable_key_of_pieces(parts: &[&[&str]]) -> String {
+    hash_of_pieces(parts).to_hex()[..16].to_string()
+}
+
+/// [`stable_key_of_pieces`] as an inline string (no allocation).
+pub(crate) fn compact_key_of_pieces(parts: &[&[&str]]) -> compact_str::CompactString {
+    compact_str::CompactString::new(&hash_of_pieces(parts).to_hex()[..16])
+}
+
+fn hash_of_pieces(parts: &[&[&str]]) -> blake3::Hash {
     let mut hasher = blake3::Hasher::new();
     for part in parts {
         for piece in *part {
@@ -57,7 +66,7 @@ pub(crate) fn stable_key_of_pieces(parts: &[&[&str]]) -> String {
         }
         hasher.update(&[0]);
     }
-    hasher.finalize().to_hex()[..16].to_string()
+    hasher.finalize()
 }
 
 /// What one extraction did.

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 use super::lang::Lang;
@@ -104,8 +105,8 @@ impl EdgeKind {
 pub struct NodeRef {
     /// Table.
     pub ty: NodeType,
-    /// Key within the table (stable hash, hex).
-    pub key: String,
+    /// Key within the table (stable hash, 16 hex digits: stored inline, so cloning a reference allocates nothing).
+    pub key: CompactString,
 }
 
 impl std::fmt::Display for NodeRef {

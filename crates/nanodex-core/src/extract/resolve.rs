@@ -7,6 +7,8 @@
 
 use std::collections::BTreeMap;
 
+use compact_str::CompactString;
+
 // Fx hashing: resolution hashes hundreds of thousands of short names per run, and SipHash's DoS resistance buys
 // nothing for keys taken from the user's own repository.
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
@@ -17,7 +19,7 @@ use super::facts::{DefKind, Local, ParsedFile, Ref, RefKind};
 use super::lang::Lang;
 use super::manifest::Dependency;
 use super::model::{CodeGraph, Edge, EdgeKind, Node, NodeRef, NodeType, ResolveStats};
-use super::stable_key;
+use super::compact_key_of_pieces;
 
 /// Python builtin exception and base types: unresolved bases and raises of these become `builtins.<name>`.
 const PY_BUILTINS: &[&str] = &[
@@ -166,10 +168,12 @@ fn family(lang: Lang) -> u8 {
 
 /// Builds the graph of a repository from its parsed files (sorted by path) and manifest dependencies.
 pub fn build_graph(repo_name: &str, files: &[ParsedFile], deps: &[Dependency]) -> CodeGraph {
+    // Every definition and file is a node with a `defined_in` edge; externals, packages and the rest add a little.
+    let n_defs: usize = files.iter().map(|f| f.facts.defs.len()).sum::<usize>() + files.len();
     let mut ctx = Ctx {
         files,
-        nodes: Vec::new(),
-        edges: HashMap::default(),
+        nodes: Vec::with_capacity(n_defs + n_defs / 16),
+        edges: HashMap::with_capacity_and_hasher(n_defs, Default::default()),
         stats: ResolveStats::default(),
         module_node: Vec::with_capacity(files.len()),
         module_qname: Vec::with_capacity(files.len()),
@@ -222,8 +226,17 @@ pub fn build_graph(repo_name: &str, files: &[ParsedFile], deps: &[Dependency]) -
     for (f, file) in files.iter().enumerate() {
         ctx.add_module(f, file, &python_roots);
     }
-    for f in 0..files.len() {
-        ctx.add_defs(f);
+    let prepared: Vec<Vec<PreparedDef>> = {
+        use rayon::prelude::*;
+        let module_qname = &ctx.module_qname;
+        files
+            .par_iter()
+            .zip(module_qname)
+            .map(|(file, qname)| prepare_defs(file, qname))
+            .collect()
+    };
+    for (f, prepared) in prepared.into_iter().enumerate() {
+        ctx.add_defs(f, prepared);
     }
     ctx.attach_out_of_line_methods();
     for f in 0..files.len() {
@@ -254,6 +267,99 @@ pub fn build_graph(repo_name: &str, files: &[ParsedFile], deps: &[Dependency]) -
     }
     ctx.add_dependencies(deps);
     ctx.finish()
+}
+
+/// A definition of one file, with what can be computed from the file alone ([`prepare_defs`]).
+struct PreparedDef {
+    /// Qualified name.
+    qname: String,
+    /// The node, without its id (`None` for a namespace, which becomes a shared package node).
+    node: Option<Node>,
+    /// The nearest enclosing definition that is not a namespace (the node's container), by index in the file.
+    owner: Option<u32>,
+}
+
+/// Qualified names and nodes of a file's definitions: per-file work, run in parallel before [`Ctx::add_defs`].
+fn prepare_defs(file: &ParsedFile, module_qname: &str) -> Vec<PreparedDef> {
+    let lang = file.lang;
+    let sep = if matches!(lang, Lang::Cpp | Lang::C) {
+        "::"
+    } else {
+        "."
+    };
+    let test_file = is_test_path(&file.path);
+    let defs = &file.facts.defs;
+    let mut out: Vec<PreparedDef> = Vec::with_capacity(defs.len());
+    for def in defs {
+        let mut qname = match (lang, def.parent) {
+            (_, Some(p)) => out[p as usize].qname.clone(),
+            (Lang::Cpp | Lang::C, None) => String::new(),
+            (Lang::Java, None) => file.facts.package.clone().unwrap_or_default(),
+            (_, None) => module_qname.to_string(),
+        };
+        for part in def.qualifier.iter().chain(std::iter::once(&def.name)) {
+            if !qname.is_empty() {
+                qname.push_str(sep);
+            }
+            qname.push_str(part);
+        }
+        // Defined in the nearest enclosing class or function, else the module (namespaces are not containers).
+        let mut owner = def.parent;
+        while let Some(p) = owner
+            && out[p as usize].node.is_none()
+        {
+            owner = defs[p as usize].parent;
+        }
+        if def.kind == DefKind::Namespace {
+            out.push(PreparedDef {
+                qname,
+                node: None,
+                owner,
+            });
+            continue;
+        }
+        let ty = if def.kind.is_type() {
+            NodeType::Class
+        } else {
+            NodeType::Function
+        };
+        let mut m = BTreeMap::new();
+        m.insert("kind".to_string(), json!(def.kind.as_str()));
+        if !def.decorators.is_empty() {
+            m.insert("decorators".into(), json!(def.decorators));
+        }
+        if let Some(v) = &def.visibility {
+            m.insert("visibility".into(), json!(v));
+        }
+        if !def.modifiers.is_empty() {
+            m.insert("modifiers".into(), json!(def.modifiers));
+        }
+        let is_test = test_file
+            || (ty == NodeType::Function
+                && (def.name.starts_with("test") || def.decorators.iter().any(|d| d == "Test")));
+        m.insert("is_test".into(), json!(is_test));
+        let node = Node {
+            id: NodeRef {
+                ty,
+                key: CompactString::default(),
+            },
+            name: def.name.clone(),
+            qname: qname.clone(),
+            path: file.path.clone(),
+            lang: Some(lang),
+            start_line: def.start_line,
+            end_line: def.end_line,
+            signature: def.signature.clone(),
+            doc: def.doc.clone().unwrap_or_default(),
+            meta: m,
+        };
+        out.push(PreparedDef {
+            qname,
+            node: Some(node),
+            owner,
+        });
+    }
+    out
 }
 
 fn meta(pairs: &[(&str, Value)]) -> BTreeMap<String, Value> {
@@ -309,7 +415,7 @@ impl<'a> Ctx<'a> {
         self.nodes.push(Node {
             id: NodeRef {
                 ty,
-                key: String::new(),
+                key: CompactString::default(),
             },
             name: name.to_string(),
             qname: qname.to_string(),
@@ -471,75 +577,27 @@ impl<'a> Ctx<'a> {
         self.module_qname.push(qname);
     }
 
-    fn add_defs(&mut self, f: usize) {
+    /// Adds the definitions of file `f`, prepared by [`prepare_defs`]: nodes, `defined_in` edges and the name tables,
+    /// in definition order (namespaces become package nodes where they occur).
+    fn add_defs(&mut self, f: usize, prepared: Vec<PreparedDef>) {
         let files: &'a [ParsedFile] = self.files;
         let file = &files[f];
         let lang = file.lang;
-        let sep = if matches!(lang, Lang::Cpp | Lang::C) {
-            "::"
-        } else {
-            "."
-        };
         let module = self.module_node[f];
-        let mut infos: Vec<DefInfo> = Vec::with_capacity(file.facts.defs.len());
-        for def in &file.facts.defs {
-            let parent_qname = def.parent.map(|p| infos[p as usize].qname.clone());
-            let base = match (lang, parent_qname) {
-                (_, Some(p)) => p,
-                (Lang::Cpp | Lang::C, None) => String::new(),
-                (Lang::Java, None) => file.facts.package.clone().unwrap_or_default(),
-                (_, None) => self.module_qname[f].clone(),
-            };
-            let mut qname = base;
-            for part in def.qualifier.iter().chain(std::iter::once(&def.name)) {
-                if !qname.is_empty() {
-                    qname.push_str(sep);
-                }
-                qname.push_str(part);
-            }
-            if def.kind == DefKind::Namespace {
-                let pkg = self.named_package(&qname, "namespace", lang, &file.path);
+        let mut infos: Vec<DefInfo> = Vec::with_capacity(prepared.len());
+        for (def, prep) in file.facts.defs.iter().zip(prepared) {
+            let Some(node) = prep.node else {
+                let pkg = self.named_package(&prep.qname, "namespace", lang, &file.path);
                 self.edge(EdgeKind::DefinedIn, pkg, self.repo_node, 0, 1.0);
-                infos.push(DefInfo { node: None, qname });
+                infos.push(DefInfo {
+                    node: None,
+                    qname: prep.qname,
+                });
                 continue;
-            }
-            let ty = if def.kind.is_type() {
-                NodeType::Class
-            } else {
-                NodeType::Function
             };
-            let mut m = meta(&[("kind", json!(def.kind.as_str()))]);
-            if !def.decorators.is_empty() {
-                m.insert("decorators".into(), json!(def.decorators));
-            }
-            if let Some(v) = &def.visibility {
-                m.insert("visibility".into(), json!(v));
-            }
-            if !def.modifiers.is_empty() {
-                m.insert("modifiers".into(), json!(def.modifiers));
-            }
-            let is_test = is_test_path(&file.path)
-                || (ty == NodeType::Function
-                    && (def.name.starts_with("test")
-                        || def.decorators.iter().any(|d| d == "Test")));
-            m.insert("is_test".into(), json!(is_test));
-            let idx = self.push_node(ty, &def.name, &qname, &file.path, Some(lang), m);
-            let node = &mut self.nodes[idx];
-            node.start_line = def.start_line;
-            node.end_line = def.end_line;
-            node.signature = def.signature.clone();
-            node.doc = def.doc.clone().unwrap_or_default();
-            // Defined in the nearest enclosing class or function, else the module (namespaces are not containers).
-            let mut owner = None;
-            let mut p = def.parent;
-            while let Some(pi) = p {
-                if let Some(n) = infos[pi as usize].node {
-                    owner = Some(n);
-                    break;
-                }
-                p = file.facts.defs[pi as usize].parent;
-            }
-            match owner {
+            let idx = self.nodes.len();
+            self.nodes.push(node);
+            match prep.owner.and_then(|o| infos[o as usize].node) {
                 Some(o) => {
                     self.edge(EdgeKind::DefinedIn, idx, o, def.start_line, 1.0);
                     self.scoped
@@ -556,14 +614,14 @@ impl<'a> Ctx<'a> {
                     }
                 }
             }
-            self.by_qname.entry(qname.clone()).or_default().push(idx);
+            self.by_qname.entry(prep.qname.clone()).or_default().push(idx);
             self.by_name
                 .entry((family(lang), def.name.as_str()))
                 .or_default()
                 .push(idx);
             infos.push(DefInfo {
                 node: Some(idx),
-                qname,
+                qname: prep.qname,
             });
         }
         self.defs.push(infos);
@@ -1452,12 +1510,12 @@ impl<'a> Ctx<'a> {
             .zip(occurrences)
             .for_each(|(node, occ)| {
                 let kind = node.meta.get("kind").and_then(|k| k.as_str()).unwrap_or("");
-                node.id.key = stable_key(&[
-                    node.id.ty.as_str(),
-                    kind,
-                    &node.path,
-                    &node.qname,
-                    &occ.to_string(),
+                node.id.key = compact_key_of_pieces(&[
+                    &[node.id.ty.as_str()],
+                    &[kind],
+                    &[&node.path],
+                    &[&node.qname],
+                    &[itoa::Buffer::new().format(occ)],
                 ]);
             });
         // Ids are unique, so sorting nodes by id once gives each node a rank, and edges sort by (kind, rank of

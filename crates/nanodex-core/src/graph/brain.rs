@@ -90,7 +90,7 @@ fn node_from_json(row: &serde_json::Value) -> Option<Node> {
     Some(Node {
         id: NodeRef {
             ty: NodeType::from_name(&table)?,
-            key,
+            key: key.into(),
         },
         name: s("name"),
         qname: s("qname"),
@@ -125,7 +125,7 @@ fn node_ref(v: &serde_json::Value) -> Option<NodeRef> {
     let (table, key) = split_id(v.as_str()?)?;
     Some(NodeRef {
         ty: NodeType::from_name(&table)?,
-        key,
+        key: key.into(),
     })
 }
 
