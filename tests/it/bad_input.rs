@@ -73,7 +73,7 @@ fn bad_files_are_skipped_or_flagged_and_counted() {
     // A larger limit reads the 20 MB file.
     let mut cfg = default_config();
     cfg.extract.max_file_size = 64 << 20;
-    let ex = extract_with(&cfg, root, &Default::default());
+    let ex = extract_with(&cfg, root, Default::default());
     assert_eq!(ex.report.skipped.get("too_large"), None);
     assert!(
         ex.graph
@@ -114,7 +114,7 @@ fn missing_repo_and_file_instead_of_directory_are_clear_errors() {
     let err = nanodex_core::extract::run(
         &cfg.extract,
         Path::new("/no/such/repo"),
-        &Default::default(),
+        Default::default(),
         &nanodex_core::progress::NoProgress,
         &Default::default(),
     )
@@ -125,7 +125,7 @@ fn missing_repo_and_file_instead_of_directory_are_clear_errors() {
     let err = nanodex_core::extract::run(
         &cfg.extract,
         tmp.path(),
-        &Default::default(),
+        Default::default(),
         &nanodex_core::progress::NoProgress,
         &Default::default(),
     )

@@ -372,7 +372,7 @@ pub fn build_workspace_with(
     ws: &Path,
     embed: bool,
 ) -> brain::BrainReport {
-    let ex = crate::extract_with(cfg, repo, &Default::default());
+    let ex = crate::extract_with(cfg, repo, Default::default());
     rt().block_on(async {
         let mut store = open_disk(ws).await;
         store

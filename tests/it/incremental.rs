@@ -35,7 +35,7 @@ async fn extract_into(
     } else {
         FactsCache::load(&cache_path)
     };
-    let ex = extract_with(&cfg, repo, &cache);
+    let ex = extract_with(&cfg, repo, cache);
     let report = store
         .write(&ex.graph, "repo", full, &NoProgress)
         .await

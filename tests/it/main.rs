@@ -34,11 +34,11 @@ pub fn default_config() -> Config {
 
 /// Extracts `root` with the default configuration and no cache.
 pub fn extract_repo(root: &Path) -> Extraction {
-    extract_with(&default_config(), root, &FactsCache::default())
+    extract_with(&default_config(), root, FactsCache::default())
 }
 
 /// Extracts `root` with `cfg` and a cache.
-pub fn extract_with(cfg: &Config, root: &Path, cache: &FactsCache) -> Extraction {
+pub fn extract_with(cfg: &Config, root: &Path, cache: FactsCache) -> Extraction {
     extract::run(&cfg.extract, root, cache, &NoProgress, &Cancel::new())
         .expect("extraction succeeds")
 }

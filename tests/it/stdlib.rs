@@ -26,7 +26,7 @@ fn json_facts_in_the_standard_library() {
     cfg.extract
         .exclude
         .extend(["site-packages", "test", "tests", "idle_test", "__pycache__"].map(String::from));
-    let ex = extract_with(&cfg, &stdlib_dir(), &Default::default());
+    let ex = extract_with(&cfg, &stdlib_dir(), Default::default());
     let g = &ex.graph;
     assert!(
         ex.report.files_by_lang["python"] > 500,

@@ -133,9 +133,9 @@ async fn extract_and_write(
     let encode_cache = store.is_some();
     let (extraction, cache_bytes) = tokio::task::spawn_blocking(move || {
         if encode_cache {
-            extract::run_and_encode_cache(&extract_cfg, &root2, &previous, sink2.as_ref(), &cancel2)
+            extract::run_and_encode_cache(&extract_cfg, &root2, previous, sink2.as_ref(), &cancel2)
         } else {
-            extract::run(&extract_cfg, &root2, &previous, sink2.as_ref(), &cancel2)
+            extract::run(&extract_cfg, &root2, previous, sink2.as_ref(), &cancel2)
                 .map(|e| (e, None))
         }
     })

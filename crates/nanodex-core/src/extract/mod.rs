@@ -217,11 +217,12 @@ pub fn check_repo(root: &Path) -> Result<PathBuf, ExtractError> {
     }
 }
 
-/// Extracts the code graph of the repository at `root`.
+/// Extracts the code graph of the repository at `root`. The facts of files unchanged since `previous` are moved
+/// out of it, not parsed again.
 pub fn run(
     cfg: &ExtractConfig,
     root: &Path,
-    previous: &FactsCache,
+    previous: FactsCache,
     sink: &dyn Sink,
     cancel: &Cancel,
 ) -> Result<Extraction, ExtractError> {
@@ -234,7 +235,7 @@ pub fn run(
 pub fn run_and_encode_cache(
     cfg: &ExtractConfig,
     root: &Path,
-    previous: &FactsCache,
+    previous: FactsCache,
     sink: &dyn Sink,
     cancel: &Cancel,
 ) -> Result<(Extraction, Option<Vec<u8>>), ExtractError> {
@@ -244,7 +245,7 @@ pub fn run_and_encode_cache(
 fn run_inner(
     cfg: &ExtractConfig,
     root: &Path,
-    previous: &FactsCache,
+    previous: FactsCache,
     sink: &dyn Sink,
     cancel: &Cancel,
     encode_cache: bool,
@@ -270,12 +271,25 @@ fn run_inner(
     }
 
     let t1 = Instant::now();
-    let previous: HashMap<&str, &ParsedFile> = previous
+    // Each walked file is paired with its previous facts, moved out of the cache (a JDK-sized cache is a
+    // hundred megabytes of small allocations: cloning and then freeing it cost more than parsing one file).
+    let mut previous: HashMap<String, ParsedFile> = previous
+        .files
+        .into_iter()
+        .map(|f| (f.path.clone(), f))
+        .collect();
+    let paired: Vec<(&walk::Candidate, Option<ParsedFile>)> = walked
         .files
         .iter()
-        .map(|f| (f.path.as_str(), f))
+        .map(|cand| (cand, previous.remove(&cand.rel)))
         .collect();
-    let total = walked.files.len() as u64;
+    // Facts of files that are gone are freed off this thread.
+    if !previous.is_empty() {
+        let _ = std::thread::Builder::new()
+            .name("nanodex-free".into())
+            .spawn(move || drop(previous));
+    }
+    let total = paired.len() as u64;
     let done = AtomicU64::new(0);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(cfg.threads)
@@ -286,14 +300,13 @@ fn run_inner(
             cause: std::io::Error::other(e),
         })?;
     let outcomes: Vec<FileOutcome> = pool.install(|| {
-        walked
-            .files
-            .par_iter()
-            .map(|cand| {
+        paired
+            .into_par_iter()
+            .map(|(cand, prev)| {
                 if cancel.is_cancelled() {
                     return FileOutcome::Skipped("cancelled", cand.rel.clone());
                 }
-                let outcome = read_and_parse(cand, cfg.max_file_size, &previous);
+                let outcome = read_and_parse(cand, cfg.max_file_size, prev);
                 let n = done.fetch_add(1, Ordering::Relaxed) + 1;
                 if n.is_multiple_of(64) || n == total {
                     sink.event(ProgressEvent {
@@ -400,11 +413,7 @@ fn run_inner(
     ))
 }
 
-fn read_and_parse(
-    cand: &walk::Candidate,
-    max_size: u64,
-    previous: &HashMap<&str, &ParsedFile>,
-) -> FileOutcome {
+fn read_and_parse(cand: &walk::Candidate, max_size: u64, previous: Option<ParsedFile>) -> FileOutcome {
     let skip = |reason| FileOutcome::Skipped(reason, cand.rel.clone());
     let mut file = match std::fs::File::open(&cand.abs) {
         Ok(f) => f,
@@ -427,11 +436,11 @@ fn read_and_parse(
         return skip("binary");
     }
     let hash = blake3::hash(&bytes).to_hex().to_string();
-    if let Some(prev) = previous.get(cand.rel.as_str())
+    if let Some(prev) = previous
         && prev.hash == hash
         && prev.lang == cand.lang
     {
-        return FileOutcome::Parsed(Box::new((*prev).clone()), true);
+        return FileOutcome::Parsed(Box::new(prev), true);
     }
     let size = bytes.len() as u64;
     let (text, invalid_utf8) = match String::from_utf8(bytes) {

@@ -12,9 +12,8 @@ fn candidate(root: &Path, rel: &str) -> walk::Candidate {
 #[test]
 fn vanished_and_unreadable_files_are_skipped_with_a_reason() {
     let tmp = tempfile::tempdir().unwrap();
-    let none = HashMap::new();
     // Deleted between the walk and the read.
-    match read_and_parse(&candidate(tmp.path(), "gone.py"), 1 << 20, &none) {
+    match read_and_parse(&candidate(tmp.path(), "gone.py"), 1 << 20, None) {
         FileOutcome::Skipped(reason, rel) => {
             assert_eq!((reason, rel.as_str()), ("vanished", "gone.py"))
         }
@@ -22,7 +21,7 @@ fn vanished_and_unreadable_files_are_skipped_with_a_reason() {
     }
     // Opens but cannot be read (a directory where a file was expected: EISDIR), even as root.
     std::fs::create_dir(tmp.path().join("dir.py")).unwrap();
-    match read_and_parse(&candidate(tmp.path(), "dir.py"), 1 << 20, &none) {
+    match read_and_parse(&candidate(tmp.path(), "dir.py"), 1 << 20, None) {
         FileOutcome::Skipped(reason, _) => assert_eq!(reason, "unreadable"),
         FileOutcome::Parsed(..) => panic!("parsed a directory"),
     }
@@ -33,26 +32,34 @@ fn unchanged_files_reuse_cached_facts() {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(tmp.path().join("a.py"), "def a():\n    pass\n").unwrap();
     std::fs::write(tmp.path().join("b.py"), "def b():\n    a()\n").unwrap();
+    std::fs::write(tmp.path().join("c.py"), "def c():\n    pass\n").unwrap();
     let cfg = crate::config::load(None).unwrap().extract;
     let first = run(
         &cfg,
         tmp.path(),
-        &FactsCache::default(),
+        FactsCache::default(),
         &NoProgress,
         &Cancel::new(),
     )
     .unwrap();
-    assert_eq!((first.report.parsed, first.report.reused), (2, 0));
+    assert_eq!((first.report.parsed, first.report.reused), (3, 0));
     std::fs::write(tmp.path().join("b.py"), "def b():\n    return a()\n").unwrap();
+    std::fs::remove_file(tmp.path().join("c.py")).unwrap();
     let second = run(
         &cfg,
         tmp.path(),
-        &FactsCache::new(first.files),
+        FactsCache::new(first.files.clone()),
         &NoProgress,
         &Cancel::new(),
     )
     .unwrap();
     assert_eq!((second.report.parsed, second.report.reused), (1, 1));
+    // The unchanged file's facts are the cached ones; the deleted file's are gone.
+    let paths: Vec<&str> = second.files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(paths, ["a.py", "b.py"]);
+    let debug = |f: &ParsedFile| format!("{f:?}");
+    assert_eq!(debug(&second.files[0]), debug(&first.files[0]));
+    assert_ne!(debug(&second.files[1]), debug(&first.files[1]));
 }
 
 #[test]
@@ -64,7 +71,7 @@ fn the_cache_encoded_while_resolving_is_the_cache_that_loads() {
     let (first, bytes) = run_and_encode_cache(
         &cfg,
         tmp.path(),
-        &FactsCache::default(),
+        FactsCache::default(),
         &NoProgress,
         &Cancel::new(),
     )
@@ -77,7 +84,7 @@ fn the_cache_encoded_while_resolving_is_the_cache_that_loads() {
     // Byte for byte what saving the owned cache writes.
     FactsCache::new(first.files).save(&path).unwrap();
     assert_eq!(std::fs::read(&path).unwrap(), bytes);
-    let again = run(&cfg, tmp.path(), &loaded, &NoProgress, &Cancel::new()).unwrap();
+    let again = run(&cfg, tmp.path(), loaded, &NoProgress, &Cancel::new()).unwrap();
     assert_eq!((again.report.parsed, again.report.reused), (0, 2));
 }
 
@@ -91,7 +98,7 @@ fn cancellation_stops_the_run() {
     let err = run(
         &cfg,
         tmp.path(),
-        &FactsCache::default(),
+        FactsCache::default(),
         &NoProgress,
         &cancel,
     )

@@ -10,7 +10,7 @@ fn billing() -> (PathBuf, CodeGraph) {
     let out = extract::run(
         &cfg,
         &root,
-        &FactsCache::default(),
+        FactsCache::default(),
         &NoProgress,
         &Cancel::new(),
     )
