@@ -274,6 +274,7 @@ pub async fn import(
     let workspace = workspace_for(data_dir, &repo);
     let opts = ExtractOptions {
         require_sources: true,
+        keep_graph: true,
         ..ExtractOptions::default()
     };
     let sink: Arc<dyn Sink> = observer.clone();
@@ -289,7 +290,7 @@ pub async fn import(
         counts: outcome.report.nodes.clone(),
         has_brain: false,
     };
-    let graph = Arc::new(outcome.graph);
+    let graph = Arc::new(outcome.graph.unwrap_or_default());
     observer.graph_ready(Arc::new(Loaded::new(entry.clone(), graph.clone(), vec![])));
     // Checked on disk; `brain::run` loads the model itself (and reports a broken one as an error).
     let embed = bcfg.embed.enabled && brain::embedder_installed(bcfg);

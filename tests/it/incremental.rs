@@ -120,3 +120,60 @@ fn stale_state_falls_back_to_a_full_build() {
         assert!(inspect.nodes["class"] >= 6);
     });
 }
+
+#[test]
+fn the_pipeline_returns_the_graph_only_when_asked_and_writes_it_either_way() {
+    use nanodex_core::config::Store;
+    use nanodex_core::pipeline::{self, ExtractOptions};
+    use nanodex_core::progress::Cancel;
+    use std::sync::Arc;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    copy_dir(&fixture("python"), &repo);
+    let workspace = tmp.path().join("ws");
+    let mut cfg = default_config();
+    cfg.graph.store = Store::Workspace;
+    let run = |keep_graph: bool, full: bool| {
+        let opts = ExtractOptions {
+            keep_graph,
+            full,
+            ..ExtractOptions::default()
+        };
+        rt().block_on(pipeline::extract(
+            &cfg,
+            &repo,
+            &workspace,
+            opts,
+            Arc::new(NoProgress),
+            &Cancel::new(),
+        ))
+        .unwrap()
+    };
+    let kept = run(true, true);
+    let graph = kept.graph.expect("kept on request");
+    assert_eq!(
+        kept.report.nodes.values().sum::<u64>(),
+        graph.nodes.len() as u64
+    );
+    // Without the graph, the same store is written: a rebuild writes as many records, and the report counts the
+    // same graph.
+    let freed = run(false, true);
+    assert!(freed.graph.is_none());
+    assert_eq!(freed.report.nodes, kept.report.nodes);
+    assert_eq!(freed.report.edges, kept.report.edges);
+    let write = freed.write.expect("written");
+    assert_eq!(
+        (write.mode.as_str(), write.inserted),
+        ("full", (graph.nodes.len() + graph.edges.len()) as u64),
+        "{write:?}"
+    );
+    let stored = rt().block_on(async {
+        let store = open_disk(&workspace).await;
+        let (stored, _) = store.load_graph().await.unwrap();
+        store.close().await;
+        stored
+    });
+    assert_eq!(stored.nodes.len(), graph.nodes.len());
+    assert_eq!(stored.edges.len(), graph.edges.len());
+}

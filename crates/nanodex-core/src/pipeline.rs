@@ -25,6 +25,9 @@ pub struct ExtractOptions {
     pub no_store: bool,
     /// Fail with [`ExtractError::NoSources`] when the folder holds no source file (the app's import).
     pub require_sources: bool,
+    /// Return the graph in [`ExtractOutcome::graph`]. Otherwise it is freed before the store closes: the
+    /// embedded engine flushes its memtable at close, the run's peak of memory.
+    pub keep_graph: bool,
 }
 
 /// What [`extract`] did, and the graph it wrote.
@@ -34,8 +37,8 @@ pub struct ExtractOutcome {
     pub report: ExtractReport,
     /// What the store write did (none with `no_store`).
     pub write: Option<WriteReport>,
-    /// The graph as written.
-    pub graph: CodeGraph,
+    /// The graph as written (with [`ExtractOptions::keep_graph`]).
+    pub graph: Option<CodeGraph>,
 }
 
 async fn wait_cancel(cancel: &Cancel) {
@@ -89,6 +92,15 @@ pub async fn extract(
         cancel,
     )
     .await;
+    let result = result.map(|(report, write, graph)| {
+        let graph = if opts.keep_graph {
+            Some(graph)
+        } else {
+            free_in_background(graph);
+            None
+        };
+        (report, write, graph)
+    });
     // Close the store on every path, so the embedded engine shuts down cleanly (and releases its lock) before
     // the caller reopens the workspace.
     let t_close = Instant::now();
@@ -111,6 +123,15 @@ pub async fn extract(
         write,
         graph,
     })
+}
+
+/// Drops `value` on a thread of its own: freeing a large graph's allocations one by one takes tens of
+/// milliseconds (about 45 ms for the JDK's), which then overlap the store's close and the caller's output.
+fn free_in_background<T: Send + 'static>(value: T) {
+    // A thread that cannot be started drops its closure, and the value with it, right here.
+    let _ = std::thread::Builder::new()
+        .name("nanodex-free".into())
+        .spawn(move || drop(value));
 }
 
 #[allow(clippy::too_many_arguments)]
