@@ -413,7 +413,11 @@ fn run_inner(
     ))
 }
 
-fn read_and_parse(cand: &walk::Candidate, max_size: u64, previous: Option<ParsedFile>) -> FileOutcome {
+fn read_and_parse(
+    cand: &walk::Candidate,
+    max_size: u64,
+    previous: Option<ParsedFile>,
+) -> FileOutcome {
     let skip = |reason| FileOutcome::Skipped(reason, cand.rel.clone());
     let mut file = match std::fs::File::open(&cand.abs) {
         Ok(f) => f,

@@ -15,11 +15,11 @@ use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use serde_json::{Value, json};
 
+use super::compact_key_of_pieces;
 use super::facts::{DefKind, Local, ParsedFile, Ref, RefKind};
 use super::lang::Lang;
 use super::manifest::Dependency;
 use super::model::{CodeGraph, Edge, EdgeKind, Node, NodeRef, NodeType, ResolveStats};
-use super::compact_key_of_pieces;
 
 /// Python builtin exception and base types: unresolved bases and raises of these become `builtins.<name>`.
 const PY_BUILTINS: &[&str] = &[
@@ -614,7 +614,10 @@ impl<'a> Ctx<'a> {
                     }
                 }
             }
-            self.by_qname.entry(prep.qname.clone()).or_default().push(idx);
+            self.by_qname
+                .entry(prep.qname.clone())
+                .or_default()
+                .push(idx);
             self.by_name
                 .entry((family(lang), def.name.as_str()))
                 .or_default()
