@@ -136,9 +136,9 @@ struct Ctx<'a> {
     module_by_qname: HashMap<String, usize>,
     module_by_path: HashMap<&'a str, usize>,
     /// Per file: top-level names (including inside namespaces) → nodes.
-    top: Vec<HashMap<String, Vec<usize>>>,
+    top: Vec<HashMap<&'a str, Vec<usize>>>,
     /// Per class or function node: names defined directly inside it.
-    scoped: HashMap<usize, HashMap<String, Vec<usize>>>,
+    scoped: HashMap<usize, HashMap<&'a str, Vec<usize>>>,
     bases: HashMap<usize, Vec<usize>>,
     /// C++ methods defined outside their class → that class.
     out_of_line_owner: HashMap<usize, usize>,
@@ -603,14 +603,14 @@ impl<'a> Ctx<'a> {
                     self.scoped
                         .entry(o)
                         .or_default()
-                        .entry(def.name.clone())
+                        .entry(def.name.as_str())
                         .or_default()
                         .push(idx);
                 }
                 None => {
                     self.edge(EdgeKind::DefinedIn, idx, module, def.start_line, 1.0);
                     if def.qualifier.is_empty() {
-                        self.top[f].entry(def.name.clone()).or_default().push(idx);
+                        self.top[f].entry(def.name.as_str()).or_default().push(idx);
                     }
                 }
             }
@@ -688,7 +688,7 @@ impl<'a> Ctx<'a> {
                     self.scoped
                         .entry(class)
                         .or_default()
-                        .entry(def.name.clone())
+                        .entry(def.name.as_str())
                         .or_default()
                         .push(idx);
                     self.out_of_line_owner.insert(idx, class);
@@ -758,7 +758,7 @@ impl<'a> Ctx<'a> {
                             let target = if let Some(&g) = self.module_by_qname.get(&sub) {
                                 Target::Module(g)
                             } else if let Some(&g) = self.module_by_qname.get(&abs) {
-                                match self.top[g].get(member) {
+                                match self.top[g].get(member.as_str()) {
                                     Some(nodes) => Target::Nodes(nodes.clone()),
                                     None => match self.bindings[g].get(member) {
                                         Some(t) if second_pass => t.clone(),
@@ -902,7 +902,7 @@ impl<'a> Ctx<'a> {
                     let Some(local) = local else { continue };
                     let binding = match (&target, &imp.member) {
                         (Target::Module(g), Some(member)) if member != "default" => {
-                            match self.top[*g].get(member) {
+                            match self.top[*g].get(member.as_str()) {
                                 Some(nodes) => Target::Nodes(nodes.clone()),
                                 None => target.clone(),
                             }
