@@ -65,6 +65,7 @@ for L in $CORPORA; do
     row "nanodex full (store)" "$full_s" "$(echo "$records/$full_s" | bc)" $((full_kb/1024))
     row "nanodex 1-file incr" "$inc_s" - $((inc_kb/1024))
     echo "      nanodex full, last run, by phase (ms): $phases"
+    echo "      nanodex 1-file incr, each run (s): ${inc_times[*]} (a run that ends with SurrealKV's fourth level-0 table also compacts the store)"
     printf '      ratios to py-tree-sitter: parse+resolve %.2fx (target <= 0.5), full %.2fx (target <= 1.5); ctags/no-store %.2fx\n' \
       "$(echo "$ns_s/$ts_s" | bc -l)" "$(echo "$full_s/$ts_s" | bc -l)" "$(echo "$ct_s/$ns_s" | bc -l)"; } | tee -a "$OUT/extract.txt"
   rm -rf "$SRC" "$WS"
