@@ -20,15 +20,13 @@ use surrealdb_engine_local::Datastore;
 /// Storage settings of the embedded engine, before `SURREAL_*` overrides. SurrealKV's own defaults grow with
 /// the machine: a memtable of 1 GiB at 16–64 GiB of memory (4 GiB above) and a block cache of half the memory
 /// less 1 GiB, which a long-running `serve` on a large graph would fill. Here both are fixed:
-/// - memtable 128 MiB: it bounds the store's memory on any repository, and it keeps a JDK-sized full build
-///   (270k records) under 500 MiB at its peak, which is the flush of the last memtable at close: 450 MiB, against
-///   525 MiB with 256 MiB. The price is about 20% on such a build, whose inserts then also look up keys in the
-///   tables flushed during the write (a 64 MiB memtable measured 40% slower); a graph under about 130k records
-///   (the Python stdlib's is 68k) never flushes before close and pays nothing. A transaction must fit in it, as it
-///   must fit in one 100 MB write-ahead-log record anyway: see `MAX_INCREMENTAL_RECORDS`;
+/// - memtable 256 MiB: a JDK-sized graph (270k records) still fits in one, so its full build never reads back
+///   from freshly flushed tables (a 64 MiB memtable measured 40% slower there, 128 MiB 15% slower), and a larger
+///   repository flushes as it goes instead of holding gigabytes. A transaction must fit in it, as it must fit in
+///   one 100 MB write-ahead-log record anyway: see `MAX_INCREMENTAL_RECORDS`;
 /// - block cache 64 MiB: reads are index lookups and short traversals.
 pub(super) const STORAGE_DEFAULTS: [(&str, &str); 2] = [
-    ("surrealkv_max_memtable_size", "134217728"),
+    ("surrealkv_max_memtable_size", "268435456"),
     ("surrealkv_block_cache_capacity", "67108864"),
 ];
 

@@ -41,7 +41,7 @@ const MAX_AUTO_WRITE_TASKS: usize = 4;
 
 /// Most records (written + deleted) an incremental write applies in its one transaction; a larger change is
 /// written as a full build. At about 600 bytes of keys and values per record this is some 30 MB, well inside the
-/// embedded engine's 128 MiB memtable and its 100 MB write-ahead-log record, which one transaction must fit.
+/// embedded engine's 256 MiB memtable and its 100 MB write-ahead-log record, which one transaction must fit.
 const MAX_INCREMENTAL_RECORDS: usize = 50_000;
 
 /// Files of a workspace's graph.
