@@ -96,7 +96,7 @@ pub async fn extract(
         let graph = if opts.keep_graph {
             Some(graph)
         } else {
-            free_in_background(graph);
+            extract::free_in_background(graph);
             None
         };
         (report, write, graph)
@@ -123,15 +123,6 @@ pub async fn extract(
         write,
         graph,
     })
-}
-
-/// Drops `value` on a thread of its own: freeing a large graph's allocations one by one takes tens of
-/// milliseconds (about 45 ms for the JDK's), which then overlap the store's close and the caller's output.
-fn free_in_background<T: Send + 'static>(value: T) {
-    // A thread that cannot be started drops its closure, and the value with it, right here.
-    let _ = std::thread::Builder::new()
-        .name("nanodex-free".into())
-        .spawn(move || drop(value));
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -69,6 +69,15 @@ fn hash_of_pieces(parts: &[&[&str]]) -> blake3::Hash {
     hasher.finalize()
 }
 
+/// Drops `value` on a thread of its own: freeing a large graph's or cache's allocations one by one takes tens of
+/// milliseconds (about 45 ms for the JDK's graph), which then overlap the caller's next step.
+pub(crate) fn free_in_background<T: Send + 'static>(value: T) {
+    // A thread that cannot be started drops its closure, and the value with it, right here.
+    let _ = std::thread::Builder::new()
+        .name("nanodex-free".into())
+        .spawn(move || drop(value));
+}
+
 /// What one extraction did.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ExtractReport {
@@ -285,9 +294,7 @@ fn run_inner(
         .collect();
     // Facts of files that are gone are freed off this thread.
     if !previous.is_empty() {
-        let _ = std::thread::Builder::new()
-            .name("nanodex-free".into())
-            .spawn(move || drop(previous));
+        free_in_background(previous);
     }
     let total = paired.len() as u64;
     let done = AtomicU64::new(0);

@@ -27,6 +27,10 @@ fn vanished_and_unreadable_files_are_skipped_with_a_reason() {
     }
 }
 
+fn run_ok(cfg: &ExtractConfig, root: &Path, previous: FactsCache) -> Extraction {
+    run(cfg, root, previous, &NoProgress, &Cancel::new()).unwrap()
+}
+
 #[test]
 fn unchanged_files_reuse_cached_facts() {
     let tmp = tempfile::tempdir().unwrap();
@@ -34,25 +38,11 @@ fn unchanged_files_reuse_cached_facts() {
     std::fs::write(tmp.path().join("b.py"), "def b():\n    a()\n").unwrap();
     std::fs::write(tmp.path().join("c.py"), "def c():\n    pass\n").unwrap();
     let cfg = crate::config::load(None).unwrap().extract;
-    let first = run(
-        &cfg,
-        tmp.path(),
-        FactsCache::default(),
-        &NoProgress,
-        &Cancel::new(),
-    )
-    .unwrap();
+    let first = run_ok(&cfg, tmp.path(), FactsCache::default());
     assert_eq!((first.report.parsed, first.report.reused), (3, 0));
     std::fs::write(tmp.path().join("b.py"), "def b():\n    return a()\n").unwrap();
     std::fs::remove_file(tmp.path().join("c.py")).unwrap();
-    let second = run(
-        &cfg,
-        tmp.path(),
-        FactsCache::new(first.files.clone()),
-        &NoProgress,
-        &Cancel::new(),
-    )
-    .unwrap();
+    let second = run_ok(&cfg, tmp.path(), FactsCache::new(first.files.clone()));
     assert_eq!((second.report.parsed, second.report.reused), (1, 1));
     // The unchanged file's facts are the cached ones; the deleted file's are gone.
     let paths: Vec<&str> = second.files.iter().map(|f| f.path.as_str()).collect();
@@ -84,7 +74,7 @@ fn the_cache_encoded_while_resolving_is_the_cache_that_loads() {
     // Byte for byte what saving the owned cache writes.
     FactsCache::new(first.files).save(&path).unwrap();
     assert_eq!(std::fs::read(&path).unwrap(), bytes);
-    let again = run(&cfg, tmp.path(), loaded, &NoProgress, &Cancel::new()).unwrap();
+    let again = run_ok(&cfg, tmp.path(), loaded);
     assert_eq!((again.report.parsed, again.report.reused), (0, 2));
 }
 
