@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::brain::{self, BrainType};
 use crate::config::{BrainConfig, Config, GraphConfig};
-use crate::error::{BrainError, Error, ExtractError};
+use crate::error::{BrainError, Error, ExtractError, GraphError};
 use crate::extract::{self, CodeGraph, ExtractReport, FactsCache};
 use crate::graph::{self, GraphStore, Hit, WriteReport};
 use crate::progress::{Cancel, Sink};
@@ -25,8 +25,8 @@ pub struct ExtractOptions {
     pub no_store: bool,
     /// Fail with [`ExtractError::NoSources`] when the folder holds no source file (the app's import).
     pub require_sources: bool,
-    /// Return the graph in [`ExtractOutcome::graph`]. Otherwise it is freed before the store closes: the
-    /// embedded engine flushes its memtable at close, the run's peak of memory.
+    /// Return the graph in [`ExtractOutcome::graph`]. Otherwise it is freed as soon as it is written, before the
+    /// embedded engine flushes its memtable (at close, or in a rebuild's swap), the run's peak of memory.
     pub keep_graph: bool,
 }
 
@@ -92,15 +92,6 @@ pub async fn extract(
         cancel,
     )
     .await;
-    let result = result.map(|(report, write, graph)| {
-        let graph = if opts.keep_graph {
-            Some(graph)
-        } else {
-            extract::free_in_background(graph);
-            None
-        };
-        (report, write, graph)
-    });
     // Close the store on every path, so the embedded engine shuts down cleanly (and releases its lock) before
     // the caller reopens the workspace.
     let t_close = Instant::now();
@@ -135,7 +126,7 @@ async fn extract_and_write(
     store: Option<&mut GraphStore>,
     sink: Arc<dyn Sink>,
     cancel: &Cancel,
-) -> Result<(ExtractReport, Option<WriteReport>, CodeGraph), Error> {
+) -> Result<(ExtractReport, Option<WriteReport>, Option<CodeGraph>), Error> {
     let (extract_cfg, root2, sink2, cancel2) = (
         cfg.extract.clone(),
         root.to_path_buf(),
@@ -164,7 +155,6 @@ async fn extract_and_write(
         }
         .into());
     }
-    let mut write = None;
     if let Some(store) = store {
         let t = Instant::now();
         let root_text = root.display().to_string();
@@ -182,7 +172,7 @@ async fn extract_and_write(
             .map(|()| t.elapsed().as_millis() as u64)
         });
         let written = tokio::select! {
-            res = store.write(&extraction.graph, &root_text, opts.full, sink.as_ref()) => res.map_err(Error::from),
+            res = write_graph(store, extraction.graph, opts.keep_graph, &root_text, opts.full, sink.as_ref()) => res.map_err(Error::from),
             _ = wait_cancel(cancel) => Err(ExtractError::Cancelled.into()),
         };
         report
@@ -193,11 +183,43 @@ async fn extract_and_write(
             path: cache_path.to_path_buf(),
             cause: std::io::Error::other(format!("cache thread failed: {e}")),
         });
-        let written = written?;
+        let (written, graph) = written?;
         report.timings_ms.insert("cache".into(), saved??);
-        write = Some(written);
+        return Ok((report, Some(written), graph));
     }
-    Ok((report, write, extraction.graph))
+    Ok((
+        report,
+        None,
+        keep_or_free(extraction.graph, opts.keep_graph),
+    ))
+}
+
+/// Writes `graph` into the store. A caller that keeps the graph gets it back; otherwise the store takes it and
+/// frees it as soon as its records are written, before the store's memtable is flushed (the peak of a full build).
+async fn write_graph(
+    store: &mut GraphStore,
+    graph: CodeGraph,
+    keep: bool,
+    root: &str,
+    full: bool,
+    sink: &dyn Sink,
+) -> Result<(WriteReport, Option<CodeGraph>), GraphError> {
+    if keep {
+        let written = store.write(&graph, root, full, sink).await?;
+        Ok((written, Some(graph)))
+    } else {
+        Ok((store.write_owned(graph, root, full, sink).await?, None))
+    }
+}
+
+/// The graph when the caller keeps it; otherwise it is freed off this thread.
+fn keep_or_free(graph: CodeGraph, keep: bool) -> Option<CodeGraph> {
+    if keep {
+        Some(graph)
+    } else {
+        extract::free_in_background(graph);
+        None
+    }
 }
 
 /// Results of [`search`], with what the caller should tell the user.

@@ -20,18 +20,15 @@ use surrealdb_engine_local::Datastore;
 /// Storage settings of the embedded engine, before `SURREAL_*` overrides. SurrealKV's own defaults grow with
 /// the machine: a memtable of 1 GiB at 16–64 GiB of memory (4 GiB above) and a block cache of half the memory
 /// less 1 GiB, which a long-running `serve` on a large graph would fill. Here both are fixed:
-/// - memtable 256 MiB: a JDK-sized graph (270k records) still fits in one, so its full build never reads back
-///   from freshly flushed tables (a 64 MiB memtable measured 40% slower there, 128 MiB 15-20% slower), and a larger
-///   repository flushes as it goes instead of holding gigabytes. A smaller one would also bring the JDK's peak
-///   under 500 MiB (128 MiB: 450 MiB against 525), but every flush leaves a level-0 table, and every fourth one
-///   starts a level compaction, also at the next open: SurrealKV 0.21.4's compaction commit takes the level
-///   manifest's write lock and then the immutable memtables', while a range scan holds the memtables' read lock
-///   and then takes the manifest's, so a scan that meets a compaction commit deadlocks (seen once in CI with
-///   128 MiB: `graph-inspect` hung after a large extract). Fewer flushes make that rarer. A transaction must fit in
-///   the memtable, as it must fit in one 100 MB write-ahead-log record anyway: see `MAX_INCREMENTAL_RECORDS`;
+/// - memtable 128 MiB: bounds a full build's memory (JDK java.base, 270k records: peak RSS 416-474 MiB against
+///   513-530 MiB with 256 MiB, at the same speed within run-to-run noise, four paired builds; 64 MiB measured 40%
+///   slower, as a get during an insert then reads freshly flushed tables). A transaction must fit in the memtable,
+///   as it must fit in one 100 MB write-ahead-log record anyway: see `MAX_INCREMENTAL_RECORDS`. The more flushes a
+///   smaller memtable brings used to make a SurrealKV 0.21.4 deadlock between range scans and compaction commits
+///   likelier; the vendored, patched copy (`vendor/surrealkv/PATCHES.md`) takes those locks in one order;
 /// - block cache 64 MiB: reads are index lookups and short traversals.
 pub(super) const STORAGE_DEFAULTS: [(&str, &str); 2] = [
-    ("surrealkv_max_memtable_size", "268435456"),
+    ("surrealkv_max_memtable_size", "134217728"),
     ("surrealkv_block_cache_capacity", "67108864"),
 ];
 

@@ -13,6 +13,7 @@
 //!
 //! All queries bind their values as parameters; table names come from the [`NodeType`] / [`EdgeKind`] enums.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -23,7 +24,7 @@ use surrealdb::types::{Array, Object, RecordId, Value};
 
 use crate::config::{GraphConfig, Store};
 use crate::error::GraphError;
-use crate::extract::{CodeGraph, Edge, EdgeKind, Node, NodeType, ResolveStats};
+use crate::extract::{CodeGraph, Edge, EdgeKind, Node, NodeType, ResolveStats, free_in_background};
 use crate::fsutil::{FileLock, LockError, try_lock, write_atomic};
 use crate::progress::{ProgressEvent, Sink};
 
@@ -41,7 +42,7 @@ const MAX_AUTO_WRITE_TASKS: usize = 4;
 
 /// Most records (written + deleted) an incremental write applies in its one transaction; a larger change is
 /// written as a full build. At about 600 bytes of keys and values per record this is some 30 MB, well inside the
-/// embedded engine's 256 MiB memtable and its 100 MB write-ahead-log record, which one transaction must fit.
+/// embedded engine's 128 MiB memtable and its 100 MB write-ahead-log record, which one transaction must fit.
 const MAX_INCREMENTAL_RECORDS: usize = 50_000;
 
 /// Files of a workspace's graph.
@@ -638,13 +639,37 @@ impl GraphStore {
         full: bool,
         sink: &dyn Sink,
     ) -> Result<WriteReport, GraphError> {
+        self.write_graph(Cow::Borrowed(graph), root, full, sink)
+            .await
+    }
+
+    /// [`write`](Self::write) for a caller done with the graph: a full build frees it (off this thread) as soon
+    /// as its records are in the store, before the store's memtable is flushed. A rebuild over an existing
+    /// embedded graph flushes and swaps in its new store inside this call, the peak of its memory.
+    pub async fn write_owned(
+        &mut self,
+        graph: CodeGraph,
+        root: &str,
+        full: bool,
+        sink: &dyn Sink,
+    ) -> Result<WriteReport, GraphError> {
+        self.write_graph(Cow::Owned(graph), root, full, sink).await
+    }
+
+    async fn write_graph(
+        &mut self,
+        mut graph: Cow<'_, CodeGraph>,
+        root: &str,
+        full: bool,
+        sink: &dyn Sink,
+    ) -> Result<WriteReport, GraphError> {
         let mut timings = BTreeMap::new();
         let mut clock = std::time::Instant::now();
         let mut lap = |timings: &mut BTreeMap<String, u64>, name: &str| {
             timings.insert(name.to_string(), clock.elapsed().as_millis() as u64);
             clock = std::time::Instant::now();
         };
-        let keyed = Keyed::of(graph);
+        let keyed = Keyed::of(&graph);
         lap(&mut timings, "fingerprint");
         let previous = match (self.current.clone(), full) {
             (Some(db), false) => {
@@ -678,11 +703,11 @@ impl GraphStore {
                 // A big change is cheaper as a fresh build than as one huge transaction, and a transaction must
                 // fit in the engine's memtable and in one write-ahead-log record.
                 if changed * 2 > total.max(1) || changed + deleted > self.max_incremental {
-                    self.write_full(graph, &keyed, prev.generation + 1, &info, sink)
+                    self.write_full(&mut graph, &keyed, prev.generation + 1, &info, sink)
                         .await?
                 } else {
                     let changed = (changed_nodes.as_slice(), changed_edges.as_slice());
-                    self.write_incremental(graph, &keyed, changed, &prev, &info, sink)
+                    self.write_incremental(&graph, &keyed, changed, &prev, &info, sink)
                         .await?
                 }
             }
@@ -691,10 +716,14 @@ impl GraphStore {
                     Some(_) => self.generation().await? + 1,
                     None => 1,
                 };
-                self.write_full(graph, &keyed, generation, &info, sink)
+                self.write_full(&mut graph, &keyed, generation, &info, sink)
                     .await?
             }
         };
+        // An incremental write leaves an owned graph here; freeing it off this thread keeps its drop out of the run.
+        if let Cow::Owned(done) = graph {
+            free_in_background(done);
+        }
         let generation = self.generation().await?;
         lap(&mut timings, "db");
         let db = self.current.clone().unwrap_or_default();
@@ -810,7 +839,7 @@ impl GraphStore {
 
     async fn write_full(
         &mut self,
-        graph: &CodeGraph,
+        graph: &mut Cow<'_, CodeGraph>,
         keyed: &Keyed,
         generation: u64,
         info: &serde_json::Value,
@@ -864,6 +893,10 @@ impl GraphStore {
             .map_err(GraphError::db("defining schema"))?;
         tracing::info!(db = %name, "writing graph");
         let inserted = self.insert_batches(graph, keyed, sink).await?;
+        // An owned graph is not needed any more: the state saved after the write is built from `keyed`.
+        if let Cow::Owned(done) = graph {
+            free_in_background(std::mem::take(done));
+        }
         self.db()
             .query("UPSERT graph_state:current CONTENT { generation: $generation, info: $info, written_at: time::now() } RETURN NONE")
             .bind(("generation", generation as i64))
@@ -907,7 +940,7 @@ impl GraphStore {
     /// peak) and files four times the graph's size until compaction caught up, at the cost of the next runs.
     async fn rebuild_in_new_dir(
         &mut self,
-        graph: &CodeGraph,
+        graph: &mut Cow<'_, CodeGraph>,
         keyed: &Keyed,
         generation: u64,
         info: &serde_json::Value,
