@@ -20,12 +20,14 @@ use surrealdb_engine_local::Datastore;
 /// Storage settings of the embedded engine, before `SURREAL_*` overrides. SurrealKV's own defaults grow with
 /// the machine: a memtable of 1 GiB at 16–64 GiB of memory (4 GiB above) and a block cache of half the memory
 /// less 1 GiB, which a long-running `serve` on a large graph would fill. Here both are fixed:
-/// - memtable 128 MiB: bounds a full build's memory (JDK java.base, 270k records: peak RSS 416-474 MiB against
-///   513-530 MiB with 256 MiB, at the same speed within run-to-run noise, four paired builds; 64 MiB measured 40%
-///   slower, as a get during an insert then reads freshly flushed tables). A transaction must fit in the memtable,
-///   as it must fit in one 100 MB write-ahead-log record anyway: see `MAX_INCREMENTAL_RECORDS`. The more flushes a
-///   smaller memtable brings used to make a SurrealKV 0.21.4 deadlock between range scans and compaction commits
-///   likelier; the vendored, patched copy (`vendor/surrealkv/PATCHES.md`) takes those locks in one order;
+/// - memtable 128 MiB: keeps a full build of JDK java.base (270k records) under 500 MiB (peak RSS 416-474 MiB
+///   against 506-530 MiB with 256 MiB, which holds the whole graph, and 517-527 MiB with 192 MiB) for about 16%
+///   more time (three paired fresh builds: 14.4-18.1 s against 12.9-14.2 s), as a get during an insert then reads
+///   freshly flushed tables (64 MiB: 40% slower). A larger repository flushes as it goes instead of holding
+///   gigabytes. A transaction must fit in the memtable, as it must fit in one 100 MB write-ahead-log record
+///   anyway: see `MAX_INCREMENTAL_RECORDS`. The more flushes a smaller memtable brings used to make a SurrealKV
+///   0.21.4 deadlock between range scans and compaction commits likelier; the vendored, patched copy
+///   (`vendor/surrealkv/PATCHES.md`) takes those locks in one order;
 /// - block cache 64 MiB: reads are index lookups and short traversals.
 pub(super) const STORAGE_DEFAULTS: [(&str, &str); 2] = [
     ("surrealkv_max_memtable_size", "134217728"),
