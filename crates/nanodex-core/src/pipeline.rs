@@ -172,7 +172,7 @@ async fn extract_and_write(
             .map(|()| t.elapsed().as_millis() as u64)
         });
         let written = tokio::select! {
-            res = write_graph(store, extraction.graph, opts.keep_graph, &root_text, opts.full, sink.as_ref()) => res.map_err(Error::from),
+            res = write_to_store(store, extraction.graph, opts.keep_graph, &root_text, opts.full, sink.as_ref()) => res.map_err(Error::from),
             _ = wait_cancel(cancel) => Err(ExtractError::Cancelled.into()),
         };
         report
@@ -196,7 +196,7 @@ async fn extract_and_write(
 
 /// Writes `graph` into the store. A caller that keeps the graph gets it back; otherwise the store takes it and
 /// frees it as soon as its records are written, before the store's memtable is flushed (the peak of a full build).
-async fn write_graph(
+async fn write_to_store(
     store: &mut GraphStore,
     graph: CodeGraph,
     keep: bool,

@@ -45,6 +45,17 @@ const MAX_AUTO_WRITE_TASKS: usize = 4;
 /// embedded engine's 128 MiB memtable and its 100 MB write-ahead-log record, which one transaction must fit.
 const MAX_INCREMENTAL_RECORDS: usize = 50_000;
 
+/// Frees an owned graph off this thread, once (a borrowed one is the caller's). Dropping a JDK-sized graph takes
+/// tens of milliseconds, and its memory should be gone before the store's memtable flush.
+fn release(graph: &mut Cow<'_, CodeGraph>) {
+    if let Cow::Owned(done) = graph {
+        let done = std::mem::take(done);
+        if !done.nodes.is_empty() || !done.edges.is_empty() {
+            free_in_background(done);
+        }
+    }
+}
+
 /// Files of a workspace's graph.
 pub fn brain_dir(workspace: &Path) -> PathBuf {
     workspace.join("brain")
@@ -639,8 +650,7 @@ impl GraphStore {
         full: bool,
         sink: &dyn Sink,
     ) -> Result<WriteReport, GraphError> {
-        self.write_graph(Cow::Borrowed(graph), root, full, sink)
-            .await
+        self.write_cow(Cow::Borrowed(graph), root, full, sink).await
     }
 
     /// [`write`](Self::write) for a caller done with the graph: a full build frees it (off this thread) as soon
@@ -653,10 +663,10 @@ impl GraphStore {
         full: bool,
         sink: &dyn Sink,
     ) -> Result<WriteReport, GraphError> {
-        self.write_graph(Cow::Owned(graph), root, full, sink).await
+        self.write_cow(Cow::Owned(graph), root, full, sink).await
     }
 
-    async fn write_graph(
+    async fn write_cow(
         &mut self,
         mut graph: Cow<'_, CodeGraph>,
         root: &str,
@@ -720,10 +730,8 @@ impl GraphStore {
                     .await?
             }
         };
-        // An incremental write leaves an owned graph here; freeing it off this thread keeps its drop out of the run.
-        if let Cow::Owned(done) = graph {
-            free_in_background(done);
-        }
+        // An incremental write still holds an owned graph here; its drop stays out of the run.
+        release(&mut graph);
         let generation = self.generation().await?;
         lap(&mut timings, "db");
         let db = self.current.clone().unwrap_or_default();
@@ -893,10 +901,8 @@ impl GraphStore {
             .map_err(GraphError::db("defining schema"))?;
         tracing::info!(db = %name, "writing graph");
         let inserted = self.insert_batches(graph, keyed, sink).await?;
-        // An owned graph is not needed any more: the state saved after the write is built from `keyed`.
-        if let Cow::Owned(done) = graph {
-            free_in_background(std::mem::take(done));
-        }
+        // The state saved after the write is built from `keyed`, so an owned graph is not needed any more.
+        release(graph);
         self.db()
             .query("UPSERT graph_state:current CONTENT { generation: $generation, info: $info, written_at: time::now() } RETURN NONE")
             .bind(("generation", generation as i64))
