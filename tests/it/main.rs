@@ -10,6 +10,7 @@ mod fixtures;
 mod incremental;
 mod llm;
 mod stdlib;
+mod store_cache;
 mod store_engine;
 mod train;
 
