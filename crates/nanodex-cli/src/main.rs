@@ -29,6 +29,49 @@ static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 #[unsafe(export_name = "_rjem_malloc_conf")]
 pub static malloc_conf: &[u8; 10] = b"narenas:1\0";
 
+/// tree-sitter's C core allocates through libc's malloc unless told otherwise; its parse stacks and subtrees are
+/// the parse phase's many small allocations. Routed to jemalloc, the process has one allocator whose thread caches
+/// serve them without a lock.
+fn tree_sitter_allocates_with_jemalloc() {
+    use std::ffi::c_void;
+    // tree-sitter needs non-null results for non-zero sizes; like its own default wrappers, abort on exhaustion.
+    fn checked(p: *mut c_void, size: usize) -> *mut c_void {
+        if p.is_null() && size != 0 {
+            std::process::abort();
+        }
+        p
+    }
+    unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
+        // SAFETY: jemalloc's malloc has libc's contract.
+        checked(unsafe { tikv_jemalloc_sys::malloc(size) }, size)
+    }
+    unsafe extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
+        // SAFETY: as above.
+        checked(
+            unsafe { tikv_jemalloc_sys::calloc(n, size) },
+            n.saturating_mul(size),
+        )
+    }
+    unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
+        // SAFETY: `p` came from this family (set_allocator runs before tree-sitter allocates anything).
+        checked(unsafe { tikv_jemalloc_sys::realloc(p, size) }, size)
+    }
+    unsafe extern "C" fn free(p: *mut c_void) {
+        // SAFETY: as above.
+        unsafe { tikv_jemalloc_sys::free(p) }
+    }
+    // SAFETY: called first thing in main, before any tree-sitter object exists, on the only thread; the four
+    // functions are one allocator family with malloc's alignment.
+    unsafe {
+        tree_sitter::set_allocator(Some(tree_sitter::Allocator {
+            malloc,
+            calloc,
+            realloc,
+            free,
+        }))
+    };
+}
+
 #[derive(Parser)]
 #[command(
     name = "nanodex",
@@ -211,6 +254,7 @@ fn main() -> ExitCode {
         // SAFETY: no other thread exists yet; candle reads the variable when its pool starts.
         unsafe { std::env::set_var("CANDLE_BARRIER_POOL_SPIN_LIMIT", "0") };
     }
+    tree_sitter_allocates_with_jemalloc();
     let filter = tracing_subscriber::EnvFilter::try_from_env("NANODEX_LOG")
         // surrealkv warns when its tree is dropped after the runtime stops; its WAL makes that harmless.
         .unwrap_or_else(|_| "warn,surrealkv::lsm=error".into());
