@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use nanodex_core::extract::FactsCache;
-use nanodex_core::graph::GraphStore;
+use nanodex_core::graph::{GraphStore, WriteReport};
 use nanodex_core::progress::NoProgress;
 
 use crate::{default_config, extract_with, fixture, open_disk, rt};
@@ -21,13 +21,14 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// Extracts `repo` into `workspace` the way the CLI does (facts cache + store), returning the write mode.
+/// Extracts `repo` into `workspace` the way the CLI does (facts cache + store), returning what the write did and
+/// how many files were parsed.
 async fn extract_into(
     repo: &Path,
     store: &mut GraphStore,
     workspace: &Path,
     full: bool,
-) -> (String, u64) {
+) -> (WriteReport, u64) {
     let cfg = default_config();
     let cache_path = workspace.join("brain/facts.cache");
     let cache = if full {
@@ -41,7 +42,7 @@ async fn extract_into(
         .await
         .unwrap();
     FactsCache::new(ex.files).save(&cache_path).unwrap();
-    (report.mode, ex.report.parsed)
+    (report, ex.report.parsed)
 }
 
 #[test]
@@ -53,12 +54,12 @@ fn incremental_equals_full_rebuild() {
     rt().block_on(async {
         // One store per workspace for the whole test: the embedded engine releases its files asynchronously.
         let mut store = open_disk(&ws).await;
-        let (mode, parsed) = extract_into(&repo, &mut store, &ws, false).await;
-        assert_eq!((mode.as_str(), parsed), ("full", 5));
+        let (write, parsed) = extract_into(&repo, &mut store, &ws, false).await;
+        assert_eq!((write.mode.as_str(), parsed), ("full", 5));
 
         // Unchanged: nothing re-parsed, nothing written.
-        let (mode, parsed) = extract_into(&repo, &mut store, &ws, false).await;
-        assert_eq!((mode.as_str(), parsed), ("incremental", 0));
+        let (write, parsed) = extract_into(&repo, &mut store, &ws, false).await;
+        assert_eq!((write.mode.as_str(), parsed), ("incremental", 0));
 
         // Edit one file (a new function calling an existing one, lines shift), add one, delete one.
         let cart = repo.join("shop/cart.py");
@@ -76,15 +77,21 @@ fn incremental_equals_full_rebuild() {
         )
         .unwrap();
         std::fs::remove_file(repo.join("tests/test_cart.py")).unwrap();
-        let (mode, parsed) = extract_into(&repo, &mut store, &ws, false).await;
-        assert_eq!(mode, "incremental");
+        let (write, parsed) = extract_into(&repo, &mut store, &ws, false).await;
+        assert_eq!(write.mode, "incremental");
         assert_eq!(parsed, 2, "only the edited and the added file are parsed");
+        // Records the store held are updated in place (the edited file's lines shifted), new ones inserted
+        // (the added file, the new function), gone ones deleted (the removed file).
+        assert!(
+            write.updated > 0 && write.inserted > 0 && write.deleted > 0,
+            "{write:?}"
+        );
         let incremental = store.dump().await.unwrap();
 
         let ws_full = tmp.path().join("ws_full");
         let mut store_full = open_disk(&ws_full).await;
-        let (mode, _) = extract_into(&repo, &mut store_full, &ws_full, true).await;
-        assert_eq!(mode, "full");
+        let (write, _) = extract_into(&repo, &mut store_full, &ws_full, true).await;
+        assert_eq!(write.mode, "full");
         let full = store_full.dump().await.unwrap();
         assert_eq!(incremental.0.len(), full.0.len());
         assert_eq!(incremental.1.len(), full.1.len());
@@ -113,8 +120,8 @@ fn stale_state_falls_back_to_a_full_build() {
         extract_into(&fixture("java"), &mut store, &ws, false).await;
         // A state file that does not match the store (as after a crash between commit and save) is not trusted.
         std::fs::write(ws.join("brain/graph.state"), b"garbage").unwrap();
-        let (mode, _) = extract_into(&fixture("java"), &mut store, &ws, false).await;
-        assert_eq!(mode, "full");
+        let (write, _) = extract_into(&fixture("java"), &mut store, &ws, false).await;
+        assert_eq!(write.mode, "full");
         let inspect = store.inspect().await.unwrap();
         assert_eq!(inspect.generation, 2);
         assert!(inspect.nodes["class"] >= 6);

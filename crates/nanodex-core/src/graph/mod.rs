@@ -244,6 +244,26 @@ fn schema() -> String {
         )
 }
 
+/// The fields a changed node or edge overwrites, as SurrealQL assignments from `$<var>.<field>` (`$input` in an
+/// `INSERT`'s `ON DUPLICATE KEY UPDATE`, a loop's row otherwise).
+const NODE_FIELDS: [&str; 9] = [
+    "name",
+    "qname",
+    "path",
+    "lang",
+    "start_line",
+    "end_line",
+    "signature",
+    "doc",
+    "meta",
+];
+const EDGE_FIELDS: [&str; 2] = ["lines", "confidence"];
+
+fn assignments(fields: &[&str], var: &str) -> String {
+    let sets: Vec<String> = fields.iter().map(|f| format!("{f} = ${var}.{f}")).collect();
+    sets.join(", ")
+}
+
 fn node_value(node: &Node) -> Value {
     let mut obj = Object::new();
     obj.insert(
@@ -1036,42 +1056,64 @@ impl GraphStore {
                 inserted += 1;
             }
         };
+        // Records the store already holds are updated in place, new ones inserted. An `INSERT ... ON DUPLICATE KEY
+        // UPDATE` of an existing record first fails to create it and rolls back to a save point, and SurrealKV's
+        // rollback walks the transaction's whole write set: 20,887 changed JDK records took 18 s that way.
         for ty in NodeType::ALL {
-            let mut rows = Vec::new();
+            let (mut fresh, mut known) = (Vec::new(), Vec::new());
             for &i in changed_nodes
                 .iter()
                 .filter(|&&i| graph.nodes[i].id.ty == ty)
             {
-                count(prev.nodes.contains_key(&keyed.node_ids[i]));
-                rows.push(node_value(&graph.nodes[i]));
+                let exists = prev.nodes.contains_key(&keyed.node_ids[i]);
+                count(exists);
+                if exists { &mut known } else { &mut fresh }.push(node_value(&graph.nodes[i]));
             }
-            if !rows.is_empty() {
-                let param = format!("n_{}", ty.as_str());
+            let t = ty.as_str();
+            if !fresh.is_empty() {
+                let param = format!("n_{t}");
                 sql += &format!(
-                    "INSERT INTO `{t}` ${param} ON DUPLICATE KEY UPDATE name = $input.name, qname = $input.qname, path = $input.path, \
-                     lang = $input.lang, start_line = $input.start_line, end_line = $input.end_line, signature = $input.signature, \
-                     doc = $input.doc, meta = $input.meta RETURN NONE;\n",
-                    t = ty.as_str()
+                    "INSERT INTO `{t}` ${param} ON DUPLICATE KEY UPDATE {} RETURN NONE;\n",
+                    assignments(&NODE_FIELDS, "input")
                 );
-                query_params.push((param, Value::Array(Array::from(rows))));
+                query_params.push((param, Value::Array(Array::from(fresh))));
+            }
+            if !known.is_empty() {
+                let param = format!("u_{t}");
+                sql += &format!(
+                    "FOR $r IN ${param} {{ UPDATE $r.id SET {} RETURN NONE; }};\n",
+                    assignments(&NODE_FIELDS, "r")
+                );
+                query_params.push((param, Value::Array(Array::from(known))));
             }
         }
         for kind in EdgeKind::ALL {
-            let mut rows = Vec::new();
+            let (mut fresh, mut known) = (Vec::new(), Vec::new());
             for &i in changed_edges
                 .iter()
                 .filter(|&&i| graph.edges[i].kind == kind)
             {
-                count(prev.edges.contains_key(&keyed.edge_ids[i]));
-                rows.push(edge_value(&graph.edges[i], keyed.edge_key(i)));
+                let exists = prev.edges.contains_key(&keyed.edge_ids[i]);
+                count(exists);
+                if exists { &mut known } else { &mut fresh }
+                    .push(edge_value(&graph.edges[i], keyed.edge_key(i)));
             }
-            if !rows.is_empty() {
-                let param = format!("e_{}", kind.as_str());
+            let t = kind.as_str();
+            if !fresh.is_empty() {
+                let param = format!("e_{t}");
                 sql += &format!(
-                    "INSERT RELATION INTO `{t}` ${param} ON DUPLICATE KEY UPDATE lines = $input.lines, confidence = $input.confidence RETURN NONE;\n",
-                    t = kind.as_str()
+                    "INSERT RELATION INTO `{t}` ${param} ON DUPLICATE KEY UPDATE {} RETURN NONE;\n",
+                    assignments(&EDGE_FIELDS, "input")
                 );
-                query_params.push((param, Value::Array(Array::from(rows))));
+                query_params.push((param, Value::Array(Array::from(fresh))));
+            }
+            if !known.is_empty() {
+                let param = format!("ue_{t}");
+                sql += &format!(
+                    "FOR $r IN ${param} {{ UPDATE $r.id SET {} RETURN NONE; }};\n",
+                    assignments(&EDGE_FIELDS, "r")
+                );
+                query_params.push((param, Value::Array(Array::from(known))));
             }
         }
         sql += "UPSERT graph_state:current CONTENT { generation: $generation, info: $info, written_at: time::now() } RETURN NONE;\nCOMMIT TRANSACTION;";
