@@ -5,7 +5,7 @@
 //! SDK gives the storage engine no settings, and SurrealKV then sizes its memtable from the machine's memory
 //! (1 GiB at 16–64 GiB, 4 GiB above) and its block cache to half of it. Our defaults ([`STORAGE_DEFAULTS`]) are
 //! overridden by `SURREAL_*` environment variables, the names the SurrealDB server reads (e.g.
-//! `SURREAL_SURREALKV_MAX_MEMTABLE_SIZE=134217728`).
+//! `SURREAL_SURREALKV_MAX_MEMTABLE_SIZE=134217728` for 128 MiB).
 
 use std::future::IntoFuture;
 
@@ -20,17 +20,19 @@ use surrealdb_engine_local::Datastore;
 /// Storage settings of the embedded engine, before `SURREAL_*` overrides. SurrealKV's own defaults grow with
 /// the machine: a memtable of 1 GiB at 16–64 GiB of memory (4 GiB above) and a block cache of half the memory
 /// less 1 GiB, which a long-running `serve` on a large graph would fill. Here both are fixed:
-/// - memtable 128 MiB: keeps a full build of JDK java.base (270k records) under 500 MiB (peak RSS 416-474 MiB
-///   against 506-530 MiB with 256 MiB, which holds the whole graph, and 517-527 MiB with 192 MiB) for about 16%
-///   more time (three paired fresh builds: 14.4-18.1 s against 12.9-14.2 s), as a get during an insert then reads
-///   freshly flushed tables (64 MiB: 40% slower). A larger repository flushes as it goes instead of holding
-///   gigabytes. A transaction must fit in the memtable, as it must fit in one 100 MB write-ahead-log record
-///   anyway: see `MAX_INCREMENTAL_RECORDS`. The more flushes a smaller memtable brings used to make a SurrealKV
-///   0.21.4 deadlock between range scans and compaction commits likelier; the vendored, patched copy
-///   (`vendor/surrealkv/PATCHES.md`) takes those locks in one order;
+/// - memtable 64 MiB: a full build of JDK java.base (270k records) peaks at 378-392 MiB, against 450-468 MiB with
+///   128 MiB and 537-550 MiB with 256 MiB (which holds the whole graph), at the same speed (three paired fresh
+///   builds: 9.1-10.4 s, 9.3-10.9 s, 9.6-10.9 s). Smaller memtables used to cost time (64 MiB was 40% slower
+///   than 256 MiB) only because SurrealDB's transaction cache missed every table definition, which a flushed
+///   catalog then served from disk; the vendored `surrealdb-datastore` fixes that. A larger repository flushes
+///   as it goes instead of holding gigabytes. One transaction must fit in the memtable: an incremental write
+///   of 35,132 records (160,381 keys, 20 MB) failed with 32 MiB, so `MAX_INCREMENTAL_RECORDS` is 30,000. The
+///   more flushes a smaller memtable brings used to make a SurrealKV 0.21.4 deadlock between range scans and
+///   compaction commits likelier; the vendored, patched copy (`vendor/surrealkv/PATCHES.md`) takes those locks
+///   in one order;
 /// - block cache 64 MiB: reads are index lookups and short traversals.
 pub(super) const STORAGE_DEFAULTS: [(&str, &str); 2] = [
-    ("surrealkv_max_memtable_size", "134217728"),
+    ("surrealkv_max_memtable_size", "67108864"),
     ("surrealkv_block_cache_capacity", "67108864"),
 ];
 

@@ -41,9 +41,10 @@ const STATE_VERSION: u32 = 2;
 const MAX_AUTO_WRITE_TASKS: usize = 4;
 
 /// Most records (written + deleted) an incremental write applies in its one transaction; a larger change is
-/// written as a full build. At about 600 bytes of keys and values per record this is some 30 MB, well inside the
-/// embedded engine's 128 MiB memtable and its 100 MB write-ahead-log record, which one transaction must fit.
-const MAX_INCREMENTAL_RECORDS: usize = 50_000;
+/// written as a full build. One transaction must fit in the embedded engine's memtable (64 MiB) and in one
+/// 100 MB write-ahead-log record: 35,132 JDK records were 160,381 keys and 20 MB of keys and values, and took
+/// more than a 32 MiB memtable (its skiplist adds to each entry), so 30,000 keeps about half the memtable free.
+const MAX_INCREMENTAL_RECORDS: usize = 30_000;
 
 /// Frees an owned graph off this thread, once (a borrowed one is the caller's). Dropping a JDK-sized graph takes
 /// tens of milliseconds, and its memory should be gone before the store's memtable flush.
