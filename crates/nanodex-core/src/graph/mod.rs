@@ -265,6 +265,39 @@ fn assignments(fields: &[&str], var: &str) -> String {
     sets.join(", ")
 }
 
+/// SurrealQL that writes table `table`'s changed rows inside an incremental transaction, binding them in
+/// `params`: `fresh` rows (new records) with `insert` (`INSERT` or `INSERT RELATION`), `known` rows (records the
+/// store holds) with `UPDATE ... SET fields`. An `INSERT ... ON DUPLICATE KEY UPDATE` of an existing record first
+/// fails to create it and rolls back to a save point, and SurrealKV's rollback walks the transaction's whole
+/// write set: 20,887 changed JDK records took 18-27 s that way, 1.3 s with `UPDATE`.
+fn upsert_rows(
+    insert: &str,
+    table: &str,
+    fields: &[&str],
+    fresh: Vec<Value>,
+    known: Vec<Value>,
+    params: &mut Vec<(String, Value)>,
+) -> String {
+    let mut sql = String::new();
+    if !fresh.is_empty() {
+        let param = format!("i_{table}");
+        sql += &format!(
+            "{insert} INTO `{table}` ${param} ON DUPLICATE KEY UPDATE {} RETURN NONE;\n",
+            assignments(fields, "input")
+        );
+        params.push((param, Value::Array(Array::from(fresh))));
+    }
+    if !known.is_empty() {
+        let param = format!("u_{table}");
+        sql += &format!(
+            "FOR $r IN ${param} {{ UPDATE $r.id SET {} RETURN NONE; }};\n",
+            assignments(fields, "r")
+        );
+        params.push((param, Value::Array(Array::from(known))));
+    }
+    sql
+}
+
 fn node_value(node: &Node) -> Value {
     let mut obj = Object::new();
     obj.insert(
@@ -1057,9 +1090,6 @@ impl GraphStore {
                 inserted += 1;
             }
         };
-        // Records the store already holds are updated in place, new ones inserted. An `INSERT ... ON DUPLICATE KEY
-        // UPDATE` of an existing record first fails to create it and rolls back to a save point, and SurrealKV's
-        // rollback walks the transaction's whole write set: 20,887 changed JDK records took 18 s that way.
         for ty in NodeType::ALL {
             let (mut fresh, mut known) = (Vec::new(), Vec::new());
             for &i in changed_nodes
@@ -1070,23 +1100,14 @@ impl GraphStore {
                 count(exists);
                 if exists { &mut known } else { &mut fresh }.push(node_value(&graph.nodes[i]));
             }
-            let t = ty.as_str();
-            if !fresh.is_empty() {
-                let param = format!("n_{t}");
-                sql += &format!(
-                    "INSERT INTO `{t}` ${param} ON DUPLICATE KEY UPDATE {} RETURN NONE;\n",
-                    assignments(&NODE_FIELDS, "input")
-                );
-                query_params.push((param, Value::Array(Array::from(fresh))));
-            }
-            if !known.is_empty() {
-                let param = format!("u_{t}");
-                sql += &format!(
-                    "FOR $r IN ${param} {{ UPDATE $r.id SET {} RETURN NONE; }};\n",
-                    assignments(&NODE_FIELDS, "r")
-                );
-                query_params.push((param, Value::Array(Array::from(known))));
-            }
+            sql += &upsert_rows(
+                "INSERT",
+                ty.as_str(),
+                &NODE_FIELDS,
+                fresh,
+                known,
+                &mut query_params,
+            );
         }
         for kind in EdgeKind::ALL {
             let (mut fresh, mut known) = (Vec::new(), Vec::new());
@@ -1099,23 +1120,14 @@ impl GraphStore {
                 if exists { &mut known } else { &mut fresh }
                     .push(edge_value(&graph.edges[i], keyed.edge_key(i)));
             }
-            let t = kind.as_str();
-            if !fresh.is_empty() {
-                let param = format!("e_{t}");
-                sql += &format!(
-                    "INSERT RELATION INTO `{t}` ${param} ON DUPLICATE KEY UPDATE {} RETURN NONE;\n",
-                    assignments(&EDGE_FIELDS, "input")
-                );
-                query_params.push((param, Value::Array(Array::from(fresh))));
-            }
-            if !known.is_empty() {
-                let param = format!("ue_{t}");
-                sql += &format!(
-                    "FOR $r IN ${param} {{ UPDATE $r.id SET {} RETURN NONE; }};\n",
-                    assignments(&EDGE_FIELDS, "r")
-                );
-                query_params.push((param, Value::Array(Array::from(known))));
-            }
+            sql += &upsert_rows(
+                "INSERT RELATION",
+                kind.as_str(),
+                &EDGE_FIELDS,
+                fresh,
+                known,
+                &mut query_params,
+            );
         }
         sql += "UPSERT graph_state:current CONTENT { generation: $generation, info: $info, written_at: time::now() } RETURN NONE;\nCOMMIT TRANSACTION;";
         let deleted = (del_nodes.len() + del_edges.len()) as u64;
