@@ -207,30 +207,47 @@ pub struct NodeDetail {
     pub edges: Vec<Neighbor>,
 }
 
+/// The fields of every node table and of every edge table, with their SurrealQL types: the schema defines them
+/// and an incremental write overwrites them.
+const NODE_FIELDS: [(&str, &str); 9] = [
+    ("name", "string"),
+    ("qname", "string"),
+    ("path", "string"),
+    ("lang", "option<string>"),
+    ("start_line", "int"),
+    ("end_line", "int"),
+    ("signature", "string"),
+    ("doc", "string"),
+    ("meta", "object FLEXIBLE"),
+];
+const EDGE_FIELDS: [(&str, &str); 2] = [("lines", "array<int>"), ("confidence", "float")];
+/// Node fields with an index (`<table>_<field>`).
+const NODE_INDEXES: [&str; 3] = ["name", "qname", "path"];
+
+fn define_fields(table: &str, fields: &[(&str, &str)]) -> String {
+    fields
+        .iter()
+        .map(|(f, ty)| format!("DEFINE FIELD {f} ON `{table}` TYPE {ty};\n"))
+        .collect()
+}
+
 fn node_fields() -> String {
     let mut out = String::new();
     for ty in NodeType::ALL {
-        let t = format!("`{}`", ty.as_str());
-        let i = ty.as_str();
-        out += &format!(
-            "DEFINE FIELD name ON {t} TYPE string;\nDEFINE FIELD qname ON {t} TYPE string;\nDEFINE FIELD path ON {t} TYPE string;\n\
-             DEFINE FIELD lang ON {t} TYPE option<string>;\nDEFINE FIELD start_line ON {t} TYPE int;\nDEFINE FIELD end_line ON {t} TYPE int;\n\
-             DEFINE FIELD signature ON {t} TYPE string;\nDEFINE FIELD doc ON {t} TYPE string;\nDEFINE FIELD meta ON {t} TYPE object FLEXIBLE;\n\
-             DEFINE INDEX {i}_name ON {t} FIELDS name;\nDEFINE INDEX {i}_qname ON {t} FIELDS qname;\nDEFINE INDEX {i}_path ON {t} FIELDS path;\n"
-        );
+        let t = ty.as_str();
+        out += &define_fields(t, &NODE_FIELDS);
+        for f in NODE_INDEXES {
+            out += &format!("DEFINE INDEX {t}_{f} ON `{t}` FIELDS {f};\n");
+        }
     }
     out
 }
 
 fn edge_fields() -> String {
-    let mut out = String::new();
-    for kind in EdgeKind::ALL {
-        let t = format!("`{}`", kind.as_str());
-        out += &format!(
-            "DEFINE FIELD lines ON {t} TYPE array<int>;\nDEFINE FIELD confidence ON {t} TYPE float;\n"
-        );
-    }
-    out
+    EdgeKind::ALL
+        .iter()
+        .map(|kind| define_fields(kind.as_str(), &EDGE_FIELDS))
+        .collect()
 }
 
 fn schema() -> String {
@@ -245,23 +262,13 @@ fn schema() -> String {
         )
 }
 
-/// The fields a changed node or edge overwrites, as SurrealQL assignments from `$<var>.<field>` (`$input` in an
-/// `INSERT`'s `ON DUPLICATE KEY UPDATE`, a loop's row otherwise).
-const NODE_FIELDS: [&str; 9] = [
-    "name",
-    "qname",
-    "path",
-    "lang",
-    "start_line",
-    "end_line",
-    "signature",
-    "doc",
-    "meta",
-];
-const EDGE_FIELDS: [&str; 2] = ["lines", "confidence"];
-
-fn assignments(fields: &[&str], var: &str) -> String {
-    let sets: Vec<String> = fields.iter().map(|f| format!("{f} = ${var}.{f}")).collect();
+/// SurrealQL assignments of `fields` from `$<var>.<field>` (`$input` in an `INSERT`'s `ON DUPLICATE KEY UPDATE`,
+/// a loop's row otherwise).
+fn assignments(fields: &[(&str, &str)], var: &str) -> String {
+    let sets: Vec<String> = fields
+        .iter()
+        .map(|(f, _)| format!("{f} = ${var}.{f}"))
+        .collect();
     sets.join(", ")
 }
 
@@ -273,7 +280,7 @@ fn assignments(fields: &[&str], var: &str) -> String {
 fn upsert_rows(
     insert: &str,
     table: &str,
-    fields: &[&str],
+    fields: &[(&str, &str)],
     fresh: Vec<Value>,
     known: Vec<Value>,
     params: &mut Vec<(String, Value)>,
