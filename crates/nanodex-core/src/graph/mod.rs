@@ -285,22 +285,30 @@ fn upsert_rows(
     known: Vec<Value>,
     params: &mut Vec<(String, Value)>,
 ) -> String {
+    let statements = [
+        (
+            "i",
+            fresh,
+            format!(
+                "{insert} INTO `{table}` $i_{table} ON DUPLICATE KEY UPDATE {} RETURN NONE;\n",
+                assignments(fields, "input")
+            ),
+        ),
+        (
+            "u",
+            known,
+            format!(
+                "FOR $r IN $u_{table} {{ UPDATE $r.id SET {} RETURN NONE; }};\n",
+                assignments(fields, "r")
+            ),
+        ),
+    ];
     let mut sql = String::new();
-    if !fresh.is_empty() {
-        let param = format!("i_{table}");
-        sql += &format!(
-            "{insert} INTO `{table}` ${param} ON DUPLICATE KEY UPDATE {} RETURN NONE;\n",
-            assignments(fields, "input")
-        );
-        params.push((param, Value::Array(Array::from(fresh))));
-    }
-    if !known.is_empty() {
-        let param = format!("u_{table}");
-        sql += &format!(
-            "FOR $r IN ${param} {{ UPDATE $r.id SET {} RETURN NONE; }};\n",
-            assignments(fields, "r")
-        );
-        params.push((param, Value::Array(Array::from(known))));
+    for (prefix, rows, statement) in statements {
+        if !rows.is_empty() {
+            sql += &statement;
+            params.push((format!("{prefix}_{table}"), Value::Array(Array::from(rows))));
+        }
     }
     sql
 }
