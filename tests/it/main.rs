@@ -1,7 +1,74 @@
 //! Integration tests: real tree-sitter grammars, real SurrealDB (in memory and on disk), real source trees.
 
 #[global_allocator]
-static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+static ALLOC: CountingJemalloc = CountingJemalloc;
+
+/// Bytes currently allocated through the global allocator (all threads). A test that reads it runs alone in a
+/// child process ([`in_child_process`]), as the tests of one process run in parallel.
+pub static ALLOCATED: std::sync::atomic::AtomicIsize = std::sync::atomic::AtomicIsize::new(0);
+
+/// jemalloc, as the CLI uses, counting the bytes it holds for the program in [`ALLOCATED`].
+pub struct CountingJemalloc;
+
+// SAFETY: every call is forwarded to jemalloc unchanged; only a counter is updated on the side.
+unsafe impl std::alloc::GlobalAlloc for CountingJemalloc {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        let p = unsafe { tikv_jemallocator::Jemalloc.alloc(layout) };
+        if !p.is_null() {
+            ALLOCATED.fetch_add(layout.size() as isize, std::sync::atomic::Ordering::Relaxed);
+        }
+        p
+    }
+    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
+        let p = unsafe { tikv_jemallocator::Jemalloc.alloc_zeroed(layout) };
+        if !p.is_null() {
+            ALLOCATED.fetch_add(layout.size() as isize, std::sync::atomic::Ordering::Relaxed);
+        }
+        p
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        unsafe { tikv_jemallocator::Jemalloc.dealloc(ptr, layout) };
+        ALLOCATED.fetch_sub(layout.size() as isize, std::sync::atomic::Ordering::Relaxed);
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        let p = unsafe { tikv_jemallocator::Jemalloc.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            ALLOCATED.fetch_add(
+                new_size as isize - layout.size() as isize,
+                std::sync::atomic::Ordering::Relaxed,
+            );
+        }
+        p
+    }
+}
+
+/// Environment variable that marks the child process of [`in_child_process`].
+const CHILD_TEST: &str = "NANODEX_TEST_CHILD";
+
+/// Runs `body` in a child process that runs only the test `name` (its full path, e.g. `store_engine::x`), so
+/// that process-wide measurements such as [`ALLOCATED`] see no other test. In the parent, waits for the child
+/// and fails with its output if it failed; in the child, runs `body`.
+pub fn in_child_process(name: &str, body: impl FnOnce()) {
+    if std::env::var_os(CHILD_TEST).is_some_and(|v| v == name) {
+        body();
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().expect("test binary path"))
+        .args([name, "--exact", "--nocapture", "--test-threads", "1"])
+        .env(CHILD_TEST, name)
+        .output()
+        .expect("the test binary runs as a child process");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && text.contains("1 passed"),
+        "child process running {name} failed ({}):\n{text}",
+        out.status
+    );
+}
 
 mod bad_input;
 mod brain;

@@ -1,11 +1,14 @@
-//! The storage engine under the on-disk graph (SurrealKV), driven directly: range scans that run while
-//! memtables are flushed and level-0 tables compacted must not deadlock.
-//!
-//! SurrealKV 0.21.4 takes the immutable-memtable lock before the level manifest when a scan collects its
-//! state, while a compaction's manifest update takes them the other way round. nanodex builds a patched
-//! copy (`vendor/surrealkv`, see its `PATCHES.md`); this test fails (a scan or write stops making progress)
-//! against the unpatched crate.
+//! The storage engine under the on-disk graph (SurrealKV), driven directly. nanodex builds a patched copy
+//! (`vendor/surrealkv`, see its `PATCHES.md`); both tests fail against the unpatched crate.
+//! - Range scans that run while memtables are flushed and level-0 tables compacted must not deadlock.
+//!   SurrealKV 0.21.4 takes the immutable-memtable lock before the level manifest when a scan collects its
+//!   state, while a compaction's manifest update takes them the other way round (a scan or write then stops
+//!   making progress).
+//! - A compaction must not fill the block cache with the blocks of the tables it merges (and then deletes):
+//!   the compaction that opening a store starts held up to the cache's capacity (64 MiB) beside the next
+//!   write, the peak of a JDK rebuild.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -113,5 +116,109 @@ fn range_scans_during_flushes_and_compactions_do_not_deadlock() {
         counts.iter().all(|&c| c > 0),
         "every thread ran: {counts:?}"
     );
+    rt.block_on(tree.close()).expect("close");
+}
+
+/// Memtable of the compaction test: each of its four sessions writes less than this, so each leaves exactly one
+/// level-0 table when it closes.
+const MEMTABLE: usize = 16 << 20;
+/// Block cache of the compaction test: large enough to hold every block of the merged tables.
+const CACHE: u64 = 512 << 20;
+
+#[test]
+fn compaction_does_not_fill_the_block_cache() {
+    crate::in_child_process(
+        "store_engine::compaction_does_not_fill_the_block_cache",
+        compaction_child,
+    );
+}
+
+fn sst_files(kv: &Path) -> Vec<(String, u64)> {
+    let mut files: Vec<(String, u64)> = std::fs::read_dir(kv.join("sstables"))
+        .expect("sstables folder")
+        .map(|e| e.expect("entry"))
+        .map(|e| {
+            let size = e.metadata().expect("metadata").len();
+            (e.file_name().to_string_lossy().into_owned(), size)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+fn compaction_child() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let dir = tempfile::tempdir().unwrap();
+    let kv = dir.path().join("kv");
+    let rt = crate::rt();
+    let open = || {
+        rt.block_on(async {
+            TreeBuilder::new()
+                .with_path(kv.clone())
+                .with_max_memtable_size(MEMTABLE)
+                .with_block_cache_capacity(CACHE)
+                .build()
+                .expect("tree opens")
+        })
+    };
+    // Four sessions of overlapping keys, each closed with its memtable flushed: four level-0 tables, the
+    // number at which SurrealKV compacts level 0 (it checks when a store opens).
+    for session in 0..4u32 {
+        let tree = open();
+        for batch in 0..10u32 {
+            let mut txn = tree.begin().expect("write transaction");
+            for i in 0..1_000u32 {
+                let key = format!("key{:06}-{session}", batch * 1_000 + i);
+                txn.set(key.as_bytes(), &[session as u8; 800]).expect("set");
+            }
+            rt.block_on(txn.commit()).expect("commit");
+        }
+        rt.block_on(tree.close()).expect("close");
+    }
+    let merged = sst_files(&kv);
+    assert_eq!(merged.len(), 4, "one level-0 table per session: {merged:?}");
+    let merged_bytes: u64 = merged.iter().map(|(_, size)| size).sum();
+
+    // The fifth open compacts them in the background; wait until the merged tables are gone.
+    let before_open = crate::ALLOCATED.load(Relaxed);
+    let tree = open();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sst_files(&kv).iter().any(|f| merged.contains(f)) {
+        assert!(
+            Instant::now() < deadline,
+            "level 0 was not compacted within 60 s: {:?}",
+            sst_files(&kv)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // What the open, compacted store holds: its memtable, the new table's index and filter, and whatever the
+    // compaction left in the block cache.
+    let held = crate::ALLOCATED.load(Relaxed) - before_open;
+    rt.block_on(tree.close()).expect("close");
+    drop(tree);
+    let extra = held - MEMTABLE as isize;
+    println!(
+        "merged {merged_bytes} bytes; the open store holds {held} bytes, {extra} beyond its memtable"
+    );
+    assert!(
+        extra < (merged_bytes / 8) as isize,
+        "after compacting {merged_bytes} bytes of tables, the store holds {extra} bytes beyond its memtable: \
+         the compaction filled the block cache with blocks of tables it deleted"
+    );
+    // The data is all there.
+    let tree = open();
+    let txn = tree.begin().expect("read transaction");
+    let mut it = txn
+        .range(b"key".as_slice(), b"kez".as_slice())
+        .expect("range");
+    let mut n = 0;
+    let mut ok = it.seek_first().expect("seek");
+    while ok {
+        n += 1;
+        ok = it.next().expect("next");
+    }
+    drop(it);
+    drop(txn);
+    assert_eq!(n, 40_000, "every key survives the compaction");
     rt.block_on(tree.close()).expect("close");
 }

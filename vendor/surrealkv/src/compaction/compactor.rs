@@ -123,6 +123,9 @@ impl Compactor {
 		let iterators: Vec<BoxedLSMIterator<'_>> = to_merge
 			.iter()
 			.filter_map(|table| table.iter(None).ok())
+			// nanodex patch: the input tables are deleted when the compaction ends; their blocks must not
+			// evict the cache's blocks of live tables.
+			.map(|iter| iter.without_filling_cache())
 			.map(|iter| Box::new(iter) as BoxedLSMIterator<'_>)
 			.collect();
 

@@ -945,6 +945,17 @@ impl Table {
 
 	/// Reads a data block, using cache if available.
 	pub(crate) fn read_block(&self, location: &BlockHandle) -> Result<Arc<Block>> {
+		self.read_block_filling_cache(location, true)
+	}
+
+	/// Reads a data block, using the cache if it holds the block; a block read from disk is added to the
+	/// cache only with `fill_cache` (nanodex patch: compaction reads each block of its input tables once,
+	/// and those tables are deleted when it ends, so their blocks only evicted the blocks readers use).
+	pub(crate) fn read_block_filling_cache(
+		&self,
+		location: &BlockHandle,
+		fill_cache: bool,
+	) -> Result<Arc<Block>> {
 		// Check cache first
 		if let Some(block) = self.opts.block_cache.get_data_block(self.id, location.offset() as u64)
 		{
@@ -960,7 +971,13 @@ impl Table {
 		let b = Arc::new(b);
 
 		// Insert into cache
-		self.opts.block_cache.insert_data_block(self.id, location.offset() as u64, Arc::clone(&b));
+		if fill_cache {
+			self.opts.block_cache.insert_data_block(
+				self.id,
+				location.offset() as u64,
+				Arc::clone(&b),
+			);
+		}
 
 		Ok(b)
 	}
@@ -1279,6 +1296,9 @@ pub(crate) struct TableIterator<'a> {
 	/// When set, blocks are read with this comparator instead of the default.
 	/// Used for specialized iteration patterns like history queries.
 	custom_comparator: Option<Arc<dyn Comparator>>,
+
+	/// Whether data blocks read from disk are added to the block cache (nanodex patch: not for compaction).
+	fill_cache: bool,
 }
 
 impl<'a> TableIterator<'a> {
@@ -1292,6 +1312,7 @@ impl<'a> TableIterator<'a> {
 			range,
 			exhausted: false,
 			custom_comparator: None,
+			fill_cache: true,
 		})
 	}
 
@@ -1313,7 +1334,14 @@ impl<'a> TableIterator<'a> {
 			range,
 			exhausted: false,
 			custom_comparator: Some(comparator),
+			fill_cache: true,
 		})
+	}
+
+	/// This iterator, reading data blocks without adding them to the block cache (nanodex patch).
+	pub(crate) fn without_filling_cache(mut self) -> Self {
+		self.fill_cache = false;
+		self
 	}
 
 	fn is_valid(&self) -> bool {
@@ -1345,7 +1373,7 @@ impl<'a> TableIterator<'a> {
 			let block = self.table.read_block_with_comparator(&handle, Arc::clone(comparator))?;
 			block.iter()?
 		} else {
-			let block = self.table.read_block(&handle)?;
+			let block = self.table.read_block_filling_cache(&handle, self.fill_cache)?;
 			block.iter()?
 		};
 		self.second_level = Some(iter);
