@@ -285,31 +285,26 @@ fn upsert_rows(
     known: Vec<Value>,
     params: &mut Vec<(String, Value)>,
 ) -> String {
-    let statements = [
-        (
-            "i",
-            fresh,
-            format!(
-                "{insert} INTO `{table}` $i_{table} ON DUPLICATE KEY UPDATE {} RETURN NONE;\n",
-                assignments(fields, "input")
-            ),
-        ),
-        (
-            "u",
-            known,
-            format!(
-                "FOR $r IN $u_{table} {{ UPDATE $r.id SET {} RETURN NONE; }};\n",
-                assignments(fields, "r")
-            ),
-        ),
-    ];
     let mut sql = String::new();
-    for (prefix, rows, statement) in statements {
+    // Each statement is built only for rows that exist, from the one parameter name it binds.
+    let mut add = |param: String, rows: Vec<Value>, statement: &dyn Fn(&str) -> String| {
         if !rows.is_empty() {
-            sql += &statement;
-            params.push((format!("{prefix}_{table}"), Value::Array(Array::from(rows))));
+            sql += &statement(&param);
+            params.push((param, Value::Array(Array::from(rows))));
         }
-    }
+    };
+    add(format!("i_{table}"), fresh, &|p| {
+        format!(
+            "{insert} INTO `{table}` ${p} ON DUPLICATE KEY UPDATE {} RETURN NONE;\n",
+            assignments(fields, "input")
+        )
+    });
+    add(format!("u_{table}"), known, &|p| {
+        format!(
+            "FOR $r IN ${p} {{ UPDATE $r.id SET {} RETURN NONE; }};\n",
+            assignments(fields, "r")
+        )
+    });
     sql
 }
 
