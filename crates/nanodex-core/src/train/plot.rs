@@ -41,8 +41,8 @@ fn draw<DB: DrawingBackend>(
     train: &[(usize, f64)],
     eval: &[(usize, f64)],
     title: &str,
+    text: bool,
 ) -> Result<(), String> {
-    let text = font_registered();
     area.fill(&WHITE).map_err(|e| e.to_string())?;
     let max_step = train
         .iter()
@@ -71,10 +71,10 @@ fn draw<DB: DrawingBackend>(
         .map_err(|e| e.to_string())?;
     let mut mesh = chart.configure_mesh();
     mesh.light_line_style(RGBColor(235, 235, 235));
+    // Without a font the chart has no label areas, so the tick labels are not drawn. (Asking plotters for zero
+    // labels instead never returns: its integer key-point search multiplies the step by 10 until it overflows.)
     if text {
         mesh.x_desc("step").y_desc("loss");
-    } else {
-        mesh.x_labels(0).y_labels(0);
     }
     mesh.draw().map_err(|e| e.to_string())?;
     let blue = RGBColor(31, 119, 180);
@@ -125,19 +125,77 @@ pub fn write_loss_charts(
     let svg = dir.join("loss.svg");
     let png_tmp = dir.join("loss.tmp.png");
     let svg_tmp = dir.join("loss.tmp.svg");
+    let text = font_registered();
     draw(
         BitMapBackend::new(&png_tmp, (960, 540)).into_drawing_area(),
         train,
         eval,
         title,
+        text,
     )?;
     draw(
         SVGBackend::new(&svg_tmp, (960, 540)).into_drawing_area(),
         train,
         eval,
         title,
+        text,
     )?;
     std::fs::rename(&png_tmp, &png).map_err(|e| e.to_string())?;
     std::fs::rename(&svg_tmp, &svg).map_err(|e| e.to_string())?;
     Ok((png, svg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Points = Vec<(usize, f64)>;
+
+    fn points() -> (Points, Points) {
+        let train = (1..=100).map(|s| (s, 4.0 / s as f64)).collect();
+        (train, vec![(50, 0.2), (100, 0.1)])
+    }
+
+    /// Draws the chart into an SVG string on another thread; None if it has not finished within a minute
+    /// (a drawing that never returns would otherwise hang the test run instead of failing it).
+    fn svg(text: bool) -> Option<Result<String, String>> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let (train, eval) = points();
+            let mut out = String::new();
+            let r = draw(
+                SVGBackend::with_string(&mut out, (960, 540)).into_drawing_area(),
+                &train,
+                &eval,
+                "demo: LoRA loss",
+                text,
+            );
+            let _ = tx.send(r.map(|()| out));
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(60)).ok()
+    }
+
+    #[test]
+    fn a_chart_without_a_font_is_drawn_without_text() {
+        // A GPU server image without DejaVu: training finished, then drawing the chart never returned.
+        let out = svg(false)
+            .expect("drawing the chart without a font panicked or did not finish within a minute")
+            .expect("chart drawn");
+        assert!(out.contains("<polyline"), "the loss line is drawn");
+        assert!(!out.contains("<text"), "no text without a font");
+    }
+
+    #[test]
+    fn a_chart_with_a_font_has_its_labels() {
+        assert!(
+            font_registered(),
+            "tests need DejaVu Sans (fonts-dejavu-core) or $NANODEX_FONT"
+        );
+        let out = svg(true)
+            .expect("drawing the chart panicked or did not finish within a minute")
+            .expect("chart drawn");
+        for label in ["demo: LoRA loss", "train loss", "eval loss", "step"] {
+            assert!(out.contains(label), "{label} missing from the chart");
+        }
+    }
 }
