@@ -100,7 +100,7 @@ fn tiny_llama_and_qwen2_match_transformers() {
             .zip(reference["logits"].as_array().unwrap())
         {
             let ids = ids_of(ids);
-            for pass in [Pass::infer(), Pass::train(0)] {
+            for pass in [Pass::infer(), Pass::train(0, &Device::Cpu).unwrap()] {
                 let ours = logits(&model, &ids, &pass);
                 let d = max_diff(&ours, expected, &[]);
                 assert!(
@@ -387,7 +387,7 @@ fn training_forward_and_gradients_are_right() {
         llm::model::cross_entropy(&l, &targets_t).unwrap()
     };
     let scalar = |t: &Tensor| t.to_dtype(DType::F64).unwrap().to_scalar::<f64>().unwrap();
-    let l_train = loss(&Pass::train(0));
+    let l_train = loss(&Pass::train(0, &Device::Cpu).unwrap());
     assert!((scalar(&l_train) - scalar(&loss(&Pass::infer()))).abs() < 1e-5);
     let grads = l_train.backward().unwrap();
     for (name, var) in vars.iter().filter(|(n, _)| {
@@ -439,7 +439,7 @@ fn qlora_holds_base_in_4_bits_and_stays_close() {
     // The training path dequantizes each Q4_1 block: re-quantizing the Q4_1 GGUF is (nearly) lossless, so it
     // equals the f32 model. The inference path (candle's quantized matmul, activations in 8 bits) stays close.
     let (t, b) = (
-        logits(&q.model, &ids, &Pass::train(0)),
+        logits(&q.model, &ids, &Pass::train(0, &Device::Cpu).unwrap()),
         logits(&f.model, &ids, &Pass::infer()),
     );
     let d = t

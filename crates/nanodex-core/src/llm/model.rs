@@ -62,22 +62,32 @@ impl Pass {
             rng: None,
         }
     }
-    /// Training with dropout masks drawn from `seed`.
-    pub fn train(seed: u64) -> Self {
-        Self {
+    /// Training with dropout masks drawn from `seed`: on the CPU by a host generator; on another device by the
+    /// device's own generator, which this seeds (so a pass's masks depend only on `seed` there too).
+    pub fn train(seed: u64, device: &Device) -> Result<Self> {
+        if !device.is_cpu() {
+            device.set_seed(seed)?;
+        }
+        Ok(Self {
             train: true,
             rng: Some(Mutex::new(StdRng::seed_from_u64(seed))),
-        }
+        })
     }
 
-    /// A dropout mask for `n` elements, drawn from the seeded generator: one random byte per element (the
-    /// generator's bulk fill), kept when at or above the returned threshold (`p` in 1/256 steps). `None` when
-    /// not training or `p` is 0.
-    fn dropout_mask(&self, n: usize, p: f64) -> Option<(Vec<u8>, u8)> {
+    /// The dropout mask for `x`, `None` when not training or `p` is 0. On the CPU one random byte per element
+    /// from the seeded generator (its bulk fill), kept when at or above the threshold (`p` in 1/256 steps);
+    /// elsewhere drawn on the device.
+    fn dropout_mask(&self, x: &Tensor, p: f64) -> Option<ops::Mask> {
         let rng = self.rng.as_ref().filter(|_| self.train && p > 0.0)?;
-        let mut bytes = vec![0u8; n];
+        if !x.device().is_cpu() {
+            return Some(ops::Mask::Device(p));
+        }
+        let mut bytes = vec![0u8; x.elem_count()];
         rng.lock().expect("dropout rng").fill_bytes(&mut bytes);
-        Some((bytes, (p * 256.0).round().clamp(1.0, 255.0) as u8))
+        Some(ops::Mask::Bytes(
+            bytes,
+            (p * 256.0).round().clamp(1.0, 255.0) as u8,
+        ))
     }
 }
 
@@ -90,7 +100,7 @@ impl Linear {
         let mut y = match &self.lora {
             Some(lora) => {
                 // No mask unless training.
-                let mask = pass.dropout_mask(x2.elem_count(), lora.dropout);
+                let mask = pass.dropout_mask(&x2, lora.dropout);
                 ops::lora_linear(
                     &x2,
                     &self.weight,

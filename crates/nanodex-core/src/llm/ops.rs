@@ -174,20 +174,20 @@ impl CustomOp1 for FrozenMatmul {
 /// A LoRA projection: `x · Wᵀ + scale · dropout(x) · Aᵀ · Bᵀ` for `x` `[n, in]`, `A` `[r, in]`, `B` `[out, r]`.
 /// Training on the CPU runs one op that keeps only its output for the backward pass (the dropped-out input and
 /// the low-rank product are recomputed there, `[n, r]` and one `[n, in]` pass); otherwise (inference, other
-/// devices) it is composed of basic ops. `dropout` is the byte mask and threshold of [`dropout_mask`].
+/// devices) it is composed of basic ops. `dropout` is a [`Mask`].
 pub fn lora_linear(
     x: &Tensor,
     w: &Frozen,
     a: &Tensor,
     b: &Tensor,
     scale: f64,
-    dropout: Option<(Vec<u8>, u8)>,
+    dropout: Option<Mask>,
     train: bool,
 ) -> Result<Tensor> {
-    if fused(x, train) {
+    if fused(x, train) && !matches!(dropout, Some(Mask::Device(_))) {
         let dropout = match dropout {
-            Some((mask, threshold)) => Some(Dropout::new(x, mask, threshold)?),
-            None => None,
+            Some(Mask::Bytes(mask, threshold)) => Some(Dropout::new(x, mask, threshold)?),
+            _ => None,
         };
         return x.contiguous()?.apply_op3(
             a,
@@ -201,7 +201,7 @@ pub fn lora_linear(
     }
     let y = frozen_linear(x, w, train)?;
     let xd = match dropout {
-        Some((mask, threshold)) => dropout_mask(x, mask, threshold)?,
+        Some(mask) => self::dropout(x, mask)?,
         None => x.clone(),
     };
     // Scaling the small B instead of the [n, out] product saves a full-size elementwise op.
@@ -724,23 +724,47 @@ impl CustomOp2 for SoftmaxGrad {
     }
 }
 
-/// Inverted dropout `x ∘ keep(mask) / (1 − p)` where element `i` is kept when `mask[i] ≥ threshold` (one random
-/// byte per element; `p = threshold / 256`).
-pub fn dropout_mask(x: &Tensor, mask: Vec<u8>, threshold: u8) -> Result<Tensor> {
-    if mask.len() != x.elem_count() {
-        bail!(
-            "dropout: mask of {} for {} elements",
-            mask.len(),
-            x.elem_count()
-        )
+/// Where a dropout mask comes from.
+#[derive(Clone, Debug)]
+pub enum Mask {
+    /// One random byte per element, drawn on the host; element `i` is kept when `bytes[i] ≥ threshold`
+    /// (`p = threshold / 256`). For the CPU, whose fused kernels read it.
+    Bytes(Vec<u8>, u8),
+    /// Drawn on the tensor's device by its own generator (the caller seeds it: `Device::set_seed`), dropping
+    /// with probability `p`. For a GPU: host bytes for every LoRA input were about 150 KB per token
+    /// (SmolLM2-135M), made one by one on the CPU and copied over, which kept an H200 busy less than a fifth of a
+    /// step.
+    Device(f64),
+}
+
+/// Inverted dropout `x ∘ keep / (1 − p)` with the kept elements chosen by `mask`.
+pub fn dropout(x: &Tensor, mask: Mask) -> Result<Tensor> {
+    match mask {
+        Mask::Bytes(mask, threshold) => {
+            if mask.len() != x.elem_count() {
+                bail!(
+                    "dropout: mask of {} for {} elements",
+                    mask.len(),
+                    x.elem_count()
+                )
+            }
+            if fused(x, true) {
+                return x.contiguous()?.apply_op1(Dropout::new(x, mask, threshold)?);
+            }
+            let scale = 256.0 / (256.0 - threshold as f64);
+            let r = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(DType::F32)?;
+            let keep = (r.ge(threshold as f64)?.to_dtype(DType::F32)? * scale)?;
+            x.mul(&keep.to_dtype(x.dtype())?)
+        }
+        Mask::Device(p) => {
+            if !(0.0..1.0).contains(&p) {
+                bail!("dropout: p = {p} is outside [0, 1)")
+            }
+            let r = Tensor::rand(0f32, 1f32, x.shape(), x.device())?;
+            let keep = (r.ge(p)?.to_dtype(DType::F32)? * (1.0 / (1.0 - p)))?;
+            x.mul(&keep.to_dtype(x.dtype())?)
+        }
     }
-    if fused(x, true) {
-        return x.contiguous()?.apply_op1(Dropout::new(x, mask, threshold)?);
-    }
-    let scale = 256.0 / (256.0 - threshold as f64);
-    let r = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(DType::F32)?;
-    let keep = (r.ge(threshold as f64)?.to_dtype(DType::F32)? * scale)?;
-    x.mul(&keep.to_dtype(x.dtype())?)
 }
 
 /// Fused dropout; it is linear, so its backward pass applies the same mask to the gradient.
@@ -973,12 +997,12 @@ mod tests {
         );
         close(
             compare(&[rand(&[6, 12], 9)], |t| {
-                dropout_mask(&t[0], mask.clone(), 64).unwrap()
+                dropout(&t[0], Mask::Bytes(mask.clone(), 64)).unwrap()
             }),
             "dropout",
         );
         let w = rand(&[7, 12], 10);
-        for dropout in [None, Some((mask.clone(), 64u8))] {
+        for drop in [None, Some(Mask::Bytes(mask.clone(), 64))] {
             close(
                 compare(
                     &[rand(&[6, 12], 11), rand(&[3, 12], 12), rand(&[7, 3], 13)],
@@ -992,14 +1016,14 @@ mod tests {
                                 &t[1],
                                 &t[2],
                                 2.5,
-                                dropout.clone(),
+                                drop.clone(),
                                 true,
                             )
                             .unwrap();
                         }
                         // Reference from candle's own ops only (plain matmuls, tensor dropout).
-                        let xd = match &dropout {
-                            Some((m, th)) => dropout_mask(&t[0], m.clone(), *th).unwrap(),
+                        let xd = match &drop {
+                            Some(m) => dropout(&t[0], m.clone()).unwrap(),
                             None => t[0].clone(),
                         };
                         let low = xd
@@ -1013,6 +1037,35 @@ mod tests {
                 "lora_linear",
             );
         }
+    }
+
+    #[test]
+    fn device_dropout_drops_a_share_p_and_scales_the_rest() {
+        // The GPU's mask (Mask::Device) drawn here on the CPU device: same ops, the CPU's generator.
+        let p = 0.25;
+        let x =
+            Var::from_tensor(&Tensor::ones((400, 250), DType::F32, &Device::Cpu).unwrap()).unwrap();
+        let y = dropout(x.as_tensor(), Mask::Device(p)).unwrap();
+        let v: Vec<f32> = y.flatten_all().unwrap().to_vec1().unwrap();
+        let dropped = v.iter().filter(|e| **e == 0.0).count() as f64 / v.len() as f64;
+        // 100,000 draws: the share's standard deviation is 0.0014.
+        assert!((dropped - p).abs() < 0.01, "dropped {dropped}, p {p}");
+        assert!(
+            v.iter().all(|e| *e == 0.0 || (e - 1.0 / 0.75).abs() < 1e-6),
+            "kept elements are scaled by 1/(1-p)"
+        );
+        // Backward applies the same mask: d(sum y)/dx = the kept scale where kept, 0 where dropped.
+        let g = y.sum_all().unwrap().backward().unwrap();
+        let gx: Vec<f32> = g
+            .get(x.as_tensor())
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        assert_eq!(gx, v, "the gradient is the mask");
+        let err = dropout(x.as_tensor(), Mask::Device(1.0)).unwrap_err();
+        assert!(err.to_string().contains("outside [0, 1)"), "{err}");
     }
 
     #[test]

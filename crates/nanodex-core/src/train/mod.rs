@@ -333,7 +333,7 @@ impl<'a> Trainer<'a> {
         let (mut loss_sum, mut tokens) = (0.0f64, 0usize);
         for (j, b) in batches.iter().enumerate() {
             let seed = self.cfg.train.seed ^ ((step as u64) << 20) ^ j as u64;
-            let pass = Pass::train(seed);
+            let pass = Pass::train(seed, &device)?;
             let nll = nll_sum(&self.model, b, &pass)?;
             loss_sum += nll.to_dtype(DType::F64)?.to_scalar::<f64>()?;
             tokens += b.tokens;
