@@ -151,12 +151,30 @@ fn compaction_child() {
     let dir = tempfile::tempdir().unwrap();
     let kv = dir.path().join("kv");
     let rt = crate::rt();
-    // A store left with four level-0 tables, as by a session that ended without compacting them (killed, or
-    // written before patch 3).
-    let open = || open_tree(&rt, &kv, false);
+    let open = || {
+        rt.block_on(async {
+            TreeBuilder::new()
+                .with_path(kv.clone())
+                .with_max_memtable_size(MEMTABLE)
+                .with_block_cache_capacity(CACHE)
+                .build()
+                .expect("tree opens")
+        })
+    };
     // Four sessions of overlapping keys, each closed with its memtable flushed: four level-0 tables, the
     // number at which SurrealKV compacts level 0 (it checks when a store opens).
-    write_sessions(&rt, &open, 0..4);
+    for session in 0..4u32 {
+        let tree = open();
+        for batch in 0..10u32 {
+            let mut txn = tree.begin().expect("write transaction");
+            for i in 0..1_000u32 {
+                let key = format!("key{:06}-{session}", batch * 1_000 + i);
+                txn.set(key.as_bytes(), &[session as u8; 800]).expect("set");
+            }
+            rt.block_on(txn.commit()).expect("commit");
+        }
+        rt.block_on(tree.close()).expect("close");
+    }
     let merged = sst_files(&kv);
     assert_eq!(merged.len(), 4, "one level-0 table per session: {merged:?}");
     let merged_bytes: u64 = merged.iter().map(|(_, size)| size).sum();
@@ -188,48 +206,7 @@ fn compaction_child() {
          the compaction filled the block cache with blocks of tables it deleted"
     );
     // The data is all there.
-    assert_eq!(
-        count_keys(&rt, &open()),
-        40_000,
-        "every key survives the compaction"
-    );
-}
-
-fn open_tree(rt: &tokio::runtime::Runtime, kv: &Path, compact_on_close: bool) -> surrealkv::Tree {
-    rt.block_on(async {
-        TreeBuilder::new()
-            .with_path(kv.to_path_buf())
-            .with_max_memtable_size(MEMTABLE)
-            .with_block_cache_capacity(CACHE)
-            .with_compact_on_close(compact_on_close)
-            .build()
-            .expect("tree opens")
-    })
-}
-
-/// One session per number: opens the store, writes 10,000 keys of 800 bytes (the same key numbers every
-/// session, so the sessions' tables overlap) and closes it, which flushes the memtable as one table.
-fn write_sessions(
-    rt: &tokio::runtime::Runtime,
-    open: &dyn Fn() -> surrealkv::Tree,
-    sessions: std::ops::Range<u32>,
-) {
-    for session in sessions {
-        let tree = open();
-        for batch in 0..10u32 {
-            let mut txn = tree.begin().expect("write transaction");
-            for i in 0..1_000u32 {
-                let key = format!("key{:06}-{session}", batch * 1_000 + i);
-                txn.set(key.as_bytes(), &[session as u8; 800]).expect("set");
-            }
-            rt.block_on(txn.commit()).expect("commit");
-        }
-        rt.block_on(tree.close()).expect("close");
-    }
-}
-
-/// Counts the keys of the store and closes it.
-fn count_keys(rt: &tokio::runtime::Runtime, tree: &surrealkv::Tree) -> usize {
+    let tree = open();
     let txn = tree.begin().expect("read transaction");
     let mut it = txn
         .range(b"key".as_slice(), b"kez".as_slice())
@@ -242,34 +219,6 @@ fn count_keys(rt: &tokio::runtime::Runtime, tree: &surrealkv::Tree) -> usize {
     }
     drop(it);
     drop(txn);
+    assert_eq!(n, 40_000, "every key survives the compaction");
     rt.block_on(tree.close()).expect("close");
-    n
-}
-
-#[test]
-fn a_clean_close_leaves_level_0_compacted() {
-    // Patch 3: the close that brings level 0 to SurrealKV's trigger (four tables) compacts it, so the next
-    // open has nothing to compact and its close does not wait for a compaction.
-    let dir = tempfile::tempdir().unwrap();
-    let kv = dir.path().join("kv");
-    let rt = crate::rt();
-    let open = || open_tree(&rt, &kv, true);
-    write_sessions(&rt, &open, 0..3);
-    let three = sst_files(&kv);
-    assert_eq!(
-        three.len(),
-        3,
-        "below the trigger a close does not compact: {three:?}"
-    );
-    write_sessions(&rt, &open, 3..4);
-    let after = sst_files(&kv);
-    assert!(
-        after.len() < 4 && !three.iter().any(|f| after.contains(f)),
-        "the fourth close merges level 0: {three:?} became {after:?}"
-    );
-    assert_eq!(
-        count_keys(&rt, &open()),
-        40_000,
-        "every key survives the compaction"
-    );
 }

@@ -197,12 +197,6 @@ pub struct Options {
 	/// DEFAULT: true
 	pub flush_on_close: bool,
 
-	/// nanodex patch 3: on a clean shutdown, after the memtables are flushed, run one compaction round when
-	/// level 0 has reached `level0_max_files` (see `Core::close`). Only with `flush_on_close`.
-	///
-	/// DEFAULT: true
-	pub compact_on_close: bool,
-
 	// WAL recovery configuration
 	/// Controls behavior when WAL corruption is detected during recovery.
 	/// Default: TolerateCorruptedWithRepair (attempt repair and continue)
@@ -262,7 +256,6 @@ impl Default for Options {
 			versioned_history_retention_ns: 0, // No retention limit by default
 			clock,
 			flush_on_close: true,
-			compact_on_close: true,
 			wal_recovery_mode: WalRecoveryMode::default(),
 			level0_max_files: 4,
 			max_bytes_for_level: 256 * 1024 * 1024, // 256MB
@@ -460,12 +453,6 @@ impl Options {
 	/// false (skip flush for faster shutdown)
 	pub const fn with_flush_on_close(mut self, value: bool) -> Self {
 		self.flush_on_close = value;
-		self
-	}
-
-	/// nanodex patch 3: whether a clean shutdown leaves level 0 compacted (default true).
-	pub const fn with_compact_on_close(mut self, value: bool) -> Self {
-		self.compact_on_close = value;
 		self
 	}
 

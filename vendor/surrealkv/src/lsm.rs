@@ -1371,6 +1371,20 @@ impl Core {
 			log::debug!("Background task manager stopped");
 		}
 
+		// Close the VLog if present
+		if let Some(ref vlog) = self.inner.vlog {
+			log::debug!("Closing VLog...");
+			vlog.close()?;
+			log::debug!("VLog closed");
+		}
+
+		// Close the versioned index if present
+		if let Some(ref versioned_index) = self.inner.versioned_index {
+			log::debug!("Closing versioned index...");
+			versioned_index.read().close()?;
+			log::debug!("Versioned index closed");
+		}
+
 		// Step 3: Conditionally flush ALL memtables based on flush_on_close option
 		// CRITICAL ORDERING: Immutable memtables must be flushed BEFORE active memtable
 		// to preserve SSTable ordering (older data = lower table_ids)
@@ -1384,38 +1398,6 @@ impl Core {
 			})?;
 
 			log::info!("All memtables flushed successfully on shutdown");
-		}
-
-		// nanodex patch 3: leave level 0 compacted at rest. Opening a store whose level 0 has reached
-		// `level0_max_files` starts a compaction of it, and the first close after that waits for it to
-		// finish; a short session (nanodex's one-file re-extraction, well under a second) then paid for the
-		// compaction that the session before it made necessary. One round here, after the shutdown flush
-		// and with the background tasks stopped, moves level 0 down; `pick_levels` skips it when level 0 is
-		// below the trigger. It runs as a background compaction does, so the value log and the versioned
-		// index are closed after it (the release closed them before the flush, which does not use them;
-		// closing the value log only syncs it). A failure here loses nothing (the flushed tables stay as
-		// they are), so it is logged and the next open compacts instead.
-		if self.inner.opts.flush_on_close && self.inner.opts.compact_on_close {
-			let strategy: Arc<dyn CompactionStrategy> = Arc::new(
-				crate::compaction::leveled::Strategy::from_options(Arc::clone(&self.inner.opts)),
-			);
-			if let Err(e) = self.inner.compact(strategy) {
-				log::warn!("Compaction on close failed; the next open compacts instead: {e}");
-			}
-		}
-
-		// Close the VLog if present
-		if let Some(ref vlog) = self.inner.vlog {
-			log::debug!("Closing VLog...");
-			vlog.close()?;
-			log::debug!("VLog closed");
-		}
-
-		// Close the versioned index if present
-		if let Some(ref versioned_index) = self.inner.versioned_index {
-			log::debug!("Closing versioned index...");
-			versioned_index.read().close()?;
-			log::debug!("Versioned index closed");
 		}
 
 		// Step 4: Close the WAL to ensure all data is flushed
@@ -1907,12 +1889,6 @@ impl TreeBuilder {
 	/// Controls whether to flush the active memtable during database shutdown.
 	pub fn with_flush_on_close(mut self, value: bool) -> Self {
 		self.opts = self.opts.with_flush_on_close(value);
-		self
-	}
-
-	/// nanodex patch 3: whether a clean shutdown leaves level 0 compacted (default true).
-	pub fn with_compact_on_close(mut self, value: bool) -> Self {
-		self.opts = self.opts.with_compact_on_close(value);
 		self
 	}
 
