@@ -144,6 +144,23 @@ pub enum GraphError {
         "no node named `{0}`; try `nanodex graph query \"SELECT qname FROM function WHERE name ~ '{0}'\"`"
     )]
     NotFound(String),
+    /// The graph holds an edge between node types its kind does not join (a bug in extraction): nothing written.
+    #[error(
+        "graph store: refusing the graph: a `{kind}` edge from {from} to {to}, but {kind} joins {ins} to {outs} \
+         (a bug in nanodex's extraction; nothing was written)"
+    )]
+    BadEdge {
+        /// Edge kind.
+        kind: &'static str,
+        /// Source node (`table:key`).
+        from: String,
+        /// Target node (`table:key`).
+        to: String,
+        /// Node tables the kind may start at.
+        ins: String,
+        /// Node tables the kind may end at.
+        outs: String,
+    },
 }
 
 impl GraphError {

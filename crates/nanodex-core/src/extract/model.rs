@@ -98,6 +98,30 @@ impl EdgeKind {
             EdgeKind::DependsOn => "depends_on",
         }
     }
+
+    /// The node types an edge of this kind may start at and end at. The store's schema declares them (its
+    /// relation tables' `IN` and `OUT`), and [`EdgeKind::accepts`] checks a graph against them before a bulk
+    /// write that skips the store's own checks.
+    pub fn ends(self) -> (&'static [NodeType], &'static [NodeType]) {
+        use NodeType::*;
+        match self {
+            EdgeKind::DefinedIn => (
+                &[Class, Function, Module, Package],
+                &[Class, Function, Module, Package, Repository],
+            ),
+            EdgeKind::Imports => (&[Module], &[Module, External]),
+            EdgeKind::Calls => (&[Function, Class, Module], &[Function, Class]),
+            EdgeKind::Extends | EdgeKind::Implements => (&[Class], &[Class, External]),
+            EdgeKind::Throws => (&[Function, Class, Module], &[Class, External]),
+            EdgeKind::DependsOn => (&[Repository, Package], &[External]),
+        }
+    }
+
+    /// Whether an edge of this kind may go from a `from` node to a `to` node ([`EdgeKind::ends`]).
+    pub fn accepts(self, from: NodeType, to: NodeType) -> bool {
+        let (ins, outs) = self.ends();
+        ins.contains(&from) && outs.contains(&to)
+    }
 }
 
 /// Reference to a node: its table and key.

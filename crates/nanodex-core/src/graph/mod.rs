@@ -218,7 +218,7 @@ const NODE_FIELDS: [(&str, &str); 9] = [
     ("end_line", "int"),
     ("signature", "string"),
     ("doc", "string"),
-    ("meta", "object FLEXIBLE"),
+    ("meta", "object"),
 ];
 const EDGE_FIELDS: [(&str, &str); 2] = [("lines", "array<int>"), ("confidence", "float")];
 /// Node fields with an index (`<table>_<field>`).
@@ -243,10 +243,47 @@ fn node_fields() -> String {
     out
 }
 
-fn edge_fields() -> String {
+/// Refuses a graph with an edge between node types its kind does not join ([`EdgeKind::ends`]). A full build
+/// inserts as an import, which skips SurrealDB's own check of a relation's ends, so this check stands in for it.
+fn check_edges(graph: &CodeGraph) -> Result<(), GraphError> {
+    let Some(edge) = graph
+        .edges
+        .iter()
+        .find(|e| !e.kind.accepts(e.from.ty, e.to.ty))
+    else {
+        return Ok(());
+    };
+    let names = |types: &[NodeType]| {
+        let names: Vec<&str> = types.iter().map(|t| t.as_str()).collect();
+        names.join(" | ")
+    };
+    let (ins, outs) = edge.kind.ends();
+    Err(GraphError::BadEdge {
+        kind: edge.kind.as_str(),
+        from: format!("{}:{}", edge.from.ty.as_str(), edge.from.key),
+        to: format!("{}:{}", edge.to.ty.as_str(), edge.to.key),
+        ins: names(ins),
+        outs: names(outs),
+    })
+}
+
+fn edge_tables() -> String {
+    let tables = |types: &[NodeType]| {
+        let names: Vec<String> = types.iter().map(|t| format!("`{}`", t.as_str())).collect();
+        names.join(" | ")
+    };
     EdgeKind::ALL
         .iter()
-        .map(|kind| define_fields(kind.as_str(), &EDGE_FIELDS))
+        .map(|kind| {
+            let (ins, outs) = kind.ends();
+            format!(
+                "DEFINE TABLE `{}` TYPE RELATION IN {} OUT {} SCHEMALESS;\n{}",
+                kind.as_str(),
+                tables(ins),
+                tables(outs),
+                define_fields(kind.as_str(), &EDGE_FIELDS)
+            )
+        })
         .collect()
 }
 
@@ -257,8 +294,8 @@ fn schema() -> String {
             &node_fields(),
         )
         .replace(
-            "-- @edge-fields: repeated for each edge table by graph/mod.rs",
-            &edge_fields(),
+            "-- @edge-tables: each relation table and its fields, from EdgeKind::ends, by graph/mod.rs",
+            &edge_tables(),
         )
 }
 
@@ -737,6 +774,7 @@ impl GraphStore {
         full: bool,
         sink: &dyn Sink,
     ) -> Result<WriteReport, GraphError> {
+        check_edges(&graph)?;
         let mut timings = BTreeMap::new();
         let mut clock = std::time::Instant::now();
         let mut lap = |timings: &mut BTreeMap<String, u64>, name: &str| {
@@ -816,8 +854,11 @@ impl GraphStore {
     /// Inserts every node and edge of `graph` into the selected (fresh) database: `batch` records per statement,
     /// up to `tasks` statements in flight. SurrealDB runs each statement on one thread, so statements in flight on
     /// several cores are the main lever on write time. Relations do not need their ends to exist yet, so node and
-    /// edge batches share one queue. Dropping the future (cancel) aborts the embedded statements still running (a
-    /// remote server finishes those already sent, into the new database that never becomes current).
+    /// edge batches share one queue. Statements run as an import (`OPTION IMPORT`, as SurrealDB replays its own
+    /// exports): SurrealDB then skips its per-record field processing (type coercion, relation-end checks), whose
+    /// work [`check_edges`] and the rows' Rust types already did; indexes and graph keys are written as usual.
+    /// Dropping the future (cancel) aborts the embedded statements still running (a remote server finishes those
+    /// already sent, into the new database that never becomes current).
     async fn insert_batches(
         &self,
         graph: &CodeGraph,
@@ -856,7 +897,7 @@ impl GraphStore {
                 let (sql, what, rows): (String, &str, Vec<Value>) = if edges.is_empty() {
                     let rows = nodes.iter().map(|&i| node_value(&graph.nodes[i])).collect();
                     (
-                        format!("INSERT INTO `{table}` $rows RETURN NONE"),
+                        format!("OPTION IMPORT; INSERT INTO `{table}` $rows RETURN NONE"),
                         "nodes",
                         rows,
                     )
@@ -866,7 +907,7 @@ impl GraphStore {
                         .map(|&i| edge_value(&graph.edges[i], keyed.edge_key(i)))
                         .collect();
                     (
-                        format!("INSERT RELATION INTO `{table}` $rows RETURN NONE"),
+                        format!("OPTION IMPORT; INSERT RELATION INTO `{table}` $rows RETURN NONE"),
                         "edges",
                         rows,
                     )

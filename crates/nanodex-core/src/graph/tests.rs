@@ -275,3 +275,95 @@ fn a_full_rebuild_replaces_the_store_directory_and_keeps_the_graph_readable() {
         store.close().await;
     });
 }
+
+/// A full build inserts as an import, which skips SurrealDB's check of relation ends; `check_edges` stands in for
+/// it. A graph with an edge its kind does not allow is refused whole, on both write paths, and the graph already
+/// stored stays as it was.
+#[test]
+fn an_edge_between_node_types_its_kind_does_not_join_is_refused_and_nothing_is_written() {
+    rt().block_on(async {
+        let good = graph_of(&[(
+            "a.py",
+            "class E(Exception):\n    pass\n\ndef f():\n    raise E()\n",
+        )]);
+        let mut store = GraphStore::memory().await.unwrap();
+        store.write(&good, "r", false, &NoProgress).await.unwrap();
+        let before = store.inspect().await.unwrap();
+
+        let mut bad = good.clone();
+        let module = bad
+            .nodes
+            .iter()
+            .find(|n| n.id.ty == NodeType::Module)
+            .unwrap()
+            .id
+            .clone();
+        let throws = bad
+            .edges
+            .iter_mut()
+            .find(|e| e.kind == EdgeKind::Throws)
+            .unwrap();
+        // `throws` may end at a class or an external, never at a module.
+        throws.to = module;
+        for full in [true, false] {
+            let err = store.write(&bad, "r", full, &NoProgress).await.unwrap_err();
+            assert!(
+                matches!(err, GraphError::BadEdge { kind: "throws", .. }),
+                "{err}"
+            );
+            let msg = err.to_string();
+            assert!(
+                msg.contains("to module:") && msg.contains("class | external"),
+                "{msg}"
+            );
+            let after = store.inspect().await.unwrap();
+            assert_eq!(
+                (after.nodes.clone(), after.edges.clone()),
+                (before.nodes.clone(), before.edges.clone())
+            );
+        }
+    });
+}
+
+/// The schema declares each relation table's ends from `EdgeKind::ends` and each field's type, and SurrealDB
+/// enforces both on an ordinary (non-import) write: every pair of node types is accepted by the store exactly
+/// when `EdgeKind::accepts` says so.
+#[test]
+fn the_store_enforces_each_relation_s_ends_and_field_types_as_edge_kind_declares() {
+    rt().block_on(async {
+        let graph = graph_of(&[("a.py", "def f():\n    return 1\n")]);
+        let mut store = GraphStore::memory().await.unwrap();
+        store.write(&graph, "r", false, &NoProgress).await.unwrap();
+        for kind in EdgeKind::ALL {
+            for from in NodeType::ALL {
+                for to in NodeType::ALL {
+                    let res = store
+                        .db()
+                        .query(format!(
+                            "INSERT RELATION INTO `{}` {{ in: type::record($from, 'x'), out: type::record($to, 'y'), \
+                             lines: [1], confidence: 1.0 }} RETURN NONE",
+                            kind.as_str()
+                        ))
+                        .bind(("from", from.as_str()))
+                        .bind(("to", to.as_str()))
+                        .await
+                        .and_then(|r| r.check());
+                    assert_eq!(
+                        res.is_ok(),
+                        kind.accepts(from, to),
+                        "{} from {} to {}: {res:?}",
+                        kind.as_str(),
+                        from.as_str(),
+                        to.as_str()
+                    );
+                }
+            }
+        }
+        let wrong_type = store
+            .db()
+            .query("CREATE `function`:z CONTENT { name: 'z', qname: 'z', path: 'a.py', start_line: 'one', end_line: 2, signature: '', doc: '', meta: {} }")
+            .await
+            .and_then(|r| r.check());
+        assert!(wrong_type.is_err(), "a string start_line was stored");
+    });
+}
