@@ -999,8 +999,13 @@ impl GraphStore {
             .use_db(name.as_str())
             .await
             .map_err(GraphError::db("selecting new database"))?;
+        // One transaction: each of the 18 `DEFINE INDEX` statements otherwise commits on its own (schema 75-100 ms
+        // of a one-file build's store phase, 53-65 ms in one transaction).
         self.db()
-            .query(schema())
+            .query(format!(
+                "BEGIN TRANSACTION;\n{}COMMIT TRANSACTION;",
+                schema()
+            ))
             .await
             .and_then(|r| r.check())
             .map_err(GraphError::db("defining schema"))?;

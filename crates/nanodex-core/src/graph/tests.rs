@@ -367,3 +367,43 @@ fn the_store_enforces_each_relation_s_ends_and_field_types_as_edge_kind_declares
         assert!(wrong_type.is_err(), "a string start_line was stored");
     });
 }
+
+/// The schema is defined in one transaction and a full build inserts as an import; the indexes on name, qname
+/// and path must still exist, be used, and hold every record: an indexed lookup finds what a table scan finds.
+#[test]
+fn indexes_answer_lookups_exactly_as_a_table_scan_does() {
+    rt().block_on(async {
+        let ws = tempfile::tempdir().unwrap();
+        let graph = graph_of(&[
+            ("pkg/a.py", "class Base:\n    def run(self):\n        return 1\n\ndef run():\n    return Base().run()\n"),
+            ("pkg/b.py", "from pkg.a import run\n\ndef run_twice():\n    return run() + run()\n"),
+        ]);
+        let mut store = GraphStore::open(&on_disk(), ws.path(), true).await.unwrap();
+        store.write(&graph, "r", true, &NoProgress).await.unwrap();
+        let mut checked = 0;
+        for node in &graph.nodes {
+            let table = node.id.ty.as_str();
+            for (field, value) in [("name", &node.name), ("qname", &node.qname), ("path", &node.path)] {
+                let count = |hint: &'static str| {
+                    let sql = format!(
+                        "SELECT count() FROM `{table}` {hint} WHERE {field} = {} GROUP ALL",
+                        serde_json::Value::String(value.clone())
+                    );
+                    let store = &store;
+                    async move { store.query_readonly(&sql).await.unwrap() }
+                };
+                let (indexed, scanned) = (count("").await, count("WITH NOINDEX").await);
+                assert_eq!(indexed, scanned, "{table}.{field} = {value:?}");
+                assert!(scanned[0].as_array().is_some_and(|a| !a.is_empty()), "{table}.{field} = {value:?}: {scanned:?}");
+                checked += 1;
+            }
+        }
+        assert!(checked >= 18, "{checked}");
+        let plan = store
+            .query_readonly("SELECT name FROM `function` WHERE name = 'run' EXPLAIN")
+            .await
+            .unwrap();
+        assert!(plan[0].to_string().contains("function_name"), "{plan:?}");
+        store.close().await;
+    });
+}
