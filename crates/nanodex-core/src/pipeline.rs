@@ -68,7 +68,11 @@ pub async fn extract(
             if skip {
                 FactsCache::default()
             } else {
-                FactsCache::load(&path)
+                let cache = FactsCache::load(&path);
+                // The languages seen last time most likely need their queries again: compile them while the
+                // store opens.
+                extract::lang::compile_queries_in_background(cache.langs());
+                cache
             }
         })
     };
