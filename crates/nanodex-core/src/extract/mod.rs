@@ -181,12 +181,9 @@ impl FactsCache {
         FactsCache::save_encoded(path, &bytes)
     }
 
-    /// The languages of the cached files, each once.
-    pub fn langs(&self) -> Vec<Lang> {
-        let mut langs: Vec<Lang> = self.files.iter().map(|f| f.lang).collect();
-        langs.sort_unstable();
-        langs.dedup();
-        langs
+    /// The language of each cached file.
+    pub fn langs(&self) -> impl Iterator<Item = Lang> + '_ {
+        self.files.iter().map(|f| f.lang)
     }
 
     /// Number of cached files.
@@ -282,10 +279,7 @@ fn run_inner(
     let mut walked = walk::walk(cfg, &root);
     // Queries compile while files are read, hashed and parsed into trees (started earlier for the languages of the
     // facts cache, if the caller loaded one).
-    let mut langs: Vec<Lang> = walked.files.iter().map(|c| c.lang).collect();
-    langs.sort_unstable();
-    langs.dedup();
-    lang::compile_queries_in_background(langs);
+    lang::compile_queries_in_background(walked.files.iter().map(|c| c.lang));
     report
         .timings_ms
         .insert("walk".into(), t0.elapsed().as_millis() as u64);

@@ -253,25 +253,26 @@ fn check_edges(graph: &CodeGraph) -> Result<(), GraphError> {
     else {
         return Ok(());
     };
-    let names = |types: &[NodeType]| {
-        let names: Vec<&str> = types.iter().map(|t| t.as_str()).collect();
-        names.join(" | ")
-    };
     let (ins, outs) = edge.kind.ends();
     Err(GraphError::BadEdge {
         kind: edge.kind.as_str(),
         from: format!("{}:{}", edge.from.ty.as_str(), edge.from.key),
         to: format!("{}:{}", edge.to.ty.as_str(), edge.to.key),
-        ins: names(ins),
-        outs: names(outs),
+        ins: type_list(ins, ""),
+        outs: type_list(outs, ""),
     })
 }
 
+/// Table names of `types` joined by ` | `, each between `quote`s.
+fn type_list(types: &[NodeType], quote: &str) -> String {
+    let names: Vec<String> = types
+        .iter()
+        .map(|t| format!("{quote}{}{quote}", t.as_str()))
+        .collect();
+    names.join(" | ")
+}
+
 fn edge_tables() -> String {
-    let tables = |types: &[NodeType]| {
-        let names: Vec<String> = types.iter().map(|t| format!("`{}`", t.as_str())).collect();
-        names.join(" | ")
-    };
     EdgeKind::ALL
         .iter()
         .map(|kind| {
@@ -279,8 +280,8 @@ fn edge_tables() -> String {
             format!(
                 "DEFINE TABLE `{}` TYPE RELATION IN {} OUT {} SCHEMALESS;\n{}",
                 kind.as_str(),
-                tables(ins),
-                tables(outs),
+                type_list(ins, "`"),
+                type_list(outs, "`"),
                 define_fields(kind.as_str(), &EDGE_FIELDS)
             )
         })

@@ -138,28 +138,27 @@ impl Lang {
 
     /// The compiled query for this language; compiled once per process.
     pub(crate) fn query(self) -> &'static Query {
-        self.query_cell().get_or_init(|| {
+        static QUERIES: [OnceLock<Query>; 6] = [const { OnceLock::new() }; 6];
+        let idx = Lang::ALL.iter().position(|l| *l == self).unwrap_or(0);
+        QUERIES[idx].get_or_init(|| {
             let spec = self.spec();
             // The query files are part of the binary and covered by tests, so a failure here is a bug in them.
             Query::new(&(spec.language)(), spec.query_src)
                 .unwrap_or_else(|err| panic!("bad query file for {}: {err}", self.as_str()))
         })
     }
-
-    fn query_cell(self) -> &'static OnceLock<Query> {
-        static QUERIES: [OnceLock<Query>; 6] = [const { OnceLock::new() }; 6];
-        let idx = Lang::ALL.iter().position(|l| *l == self).unwrap_or(0);
-        &QUERIES[idx]
-    }
 }
 
-/// Compiles the query files of `langs` not compiled yet, each on a thread of its own, while the caller goes on
-/// (opening the store, walking, hashing, parsing trees); the first file of a language that needs its query then
-/// waits only for what is left. tree-sitter analyses a query against the whole grammar: C++'s takes 55 ms, Python's
-/// 17 ms, Java's 10 ms, which a one-file re-extraction otherwise spends on its critical path.
+/// Compiles the query files of `langs` (repeats allowed) on a thread per language, once per process, while the
+/// caller goes on (opening the store, walking, hashing, parsing trees); the first file of a language that needs its
+/// query then waits only for what is left. tree-sitter analyses a query against the whole grammar: C++'s takes
+/// 55 ms, Python's 17 ms, Java's 10 ms, which a one-file re-extraction otherwise spends on its critical path.
 pub fn compile_queries_in_background(langs: impl IntoIterator<Item = Lang>) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static STARTED: [AtomicBool; 6] = [const { AtomicBool::new(false) }; 6];
     for lang in langs {
-        if lang.query_cell().get().is_none() {
+        let idx = Lang::ALL.iter().position(|l| *l == lang).unwrap_or(0);
+        if !STARTED[idx].swap(true, Ordering::Relaxed) {
             // A thread that cannot be started leaves the compilation to the first file that needs it.
             let _ = std::thread::Builder::new()
                 .name(format!("nanodex-query-{}", lang.as_str()))
