@@ -196,6 +196,11 @@ pub struct Options {
 	///
 	/// DEFAULT: true
 	pub flush_on_close: bool,
+	/// nanodex patch 3: if true, closing the store (after the flush of `flush_on_close`) also runs the
+	/// compactions its levels are due, instead of leaving them to the next open.
+	///
+	/// DEFAULT: true
+	pub compact_on_close: bool,
 
 	// WAL recovery configuration
 	/// Controls behavior when WAL corruption is detected during recovery.
@@ -256,6 +261,7 @@ impl Default for Options {
 			versioned_history_retention_ns: 0, // No retention limit by default
 			clock,
 			flush_on_close: true,
+			compact_on_close: true,
 			wal_recovery_mode: WalRecoveryMode::default(),
 			level0_max_files: 4,
 			max_bytes_for_level: 256 * 1024 * 1024, // 256MB
@@ -453,6 +459,12 @@ impl Options {
 	/// false (skip flush for faster shutdown)
 	pub const fn with_flush_on_close(mut self, value: bool) -> Self {
 		self.flush_on_close = value;
+		self
+	}
+
+	/// nanodex patch 3: sets whether closing the store runs the compactions it is due.
+	pub const fn with_compact_on_close(mut self, value: bool) -> Self {
+		self.compact_on_close = value;
 		self
 	}
 

@@ -11,7 +11,7 @@ use crate::bplustree::tree::DiskBPlusTree;
 use crate::checkpoint::{CheckpointMetadata, DatabaseCheckpoint};
 use crate::commit::{CommitEnv, CommitPipeline};
 use crate::compaction::compactor::{CompactionOptions, Compactor};
-use crate::compaction::CompactionStrategy;
+use crate::compaction::{CompactionChoice, CompactionStrategy};
 use crate::error::{BackgroundErrorHandler, BackgroundErrorReason, Result};
 use crate::levels::{write_manifest_to_disk, LevelManifest, ManifestChangeSet};
 use crate::lockfile::LockFile;
@@ -852,6 +852,33 @@ impl CoreInner {
 	}
 }
 
+impl CoreInner {
+	/// nanodex patch 3: runs compactions until the strategy picks none (at most one per level and a few more,
+	/// so that a strategy that kept picking work could not hold a close for ever).
+	fn compact_until_done(&self) {
+		let strategy: Arc<dyn CompactionStrategy> =
+			Arc::new(crate::compaction::leveled::Strategy::from_options(Arc::clone(&self.opts)));
+		for _ in 0..usize::from(self.opts.level_count) + 4 {
+			let due = match self.level_manifest.read() {
+				Ok(manifest) => strategy.pick_levels(&manifest),
+				Err(_) => return,
+			};
+			match due {
+				Ok(CompactionChoice::Merge(_)) => {}
+				Ok(CompactionChoice::Skip) => return,
+				Err(e) => {
+					log::warn!("Compaction on close: {e}");
+					return;
+				}
+			}
+			if let Err(e) = self.compact(Arc::clone(&strategy)) {
+				log::warn!("Compaction on close failed, tables left as they are: {e}");
+				return;
+			}
+		}
+	}
+}
+
 impl CompactionOperations for CoreInner {
 	/// Flushes the oldest immutable memtable to SST.
 	/// Called by background task. Returns Ok(()) even if nothing to flush.
@@ -1398,6 +1425,14 @@ impl Core {
 			})?;
 
 			log::info!("All memtables flushed successfully on shutdown");
+
+			// nanodex patch 3: run the compactions the store is now due (the last flush may have added the
+			// level-0 table that reaches the trigger). Left to the next open, they would run beside that
+			// session's work and its close would wait for them: a short session then pays for a long one's
+			// compaction. A failure leaves the tables as they are, as a failed background compaction does.
+			if self.inner.opts.compact_on_close {
+				self.inner.compact_until_done();
+			}
 		}
 
 		// Step 4: Close the WAL to ensure all data is flushed
@@ -1889,6 +1924,12 @@ impl TreeBuilder {
 	/// Controls whether to flush the active memtable during database shutdown.
 	pub fn with_flush_on_close(mut self, value: bool) -> Self {
 		self.opts = self.opts.with_flush_on_close(value);
+		self
+	}
+
+	/// nanodex patch 3: sets whether closing the tree runs the compactions it is due (default true).
+	pub fn with_compact_on_close(mut self, value: bool) -> Self {
+		self.opts = self.opts.with_compact_on_close(value);
 		self
 	}
 

@@ -23,6 +23,10 @@ pub enum CompactionPriority {
 	ByCompensatedSize,
 }
 
+/// nanodex patch 4: level 0 merges into itself while level 1's overlapping bytes are at least this many times
+/// its own (see [`Strategy::intra_level0`]).
+pub(crate) const INTRA_LEVEL0_RATIO: u64 = 10;
+
 pub(crate) struct Strategy {
 	// Number of L0 files that trigger compaction
 	level0_file_num_trigger: usize,
@@ -406,6 +410,26 @@ impl Strategy {
 		scores
 	}
 
+	/// nanodex patch 4: every level-0 table, merged into one level-0 table, when level 0 holds at least two
+	/// tables and its bytes times [`INTRA_LEVEL0_RATIO`] are at most the bytes of the level-1 tables that
+	/// overlap it; `None` otherwise (level 0 then moves down as usual).
+	pub(crate) fn intra_level0(level0: &Level, level1: &Level) -> Option<CompactionInput> {
+		if level0.tables.len() < 2 {
+			return None;
+		}
+		let l0_bytes = Self::level_bytes(level0);
+		let bounds = Self::combined_key_range(level0.tables.iter())?;
+		let l1_bytes: u64 = level1.overlapping_tables(&bounds).map(|t| t.file_size).sum();
+		if l0_bytes.saturating_mul(INTRA_LEVEL0_RATIO) > l1_bytes {
+			return None;
+		}
+		Some(CompactionInput {
+			tables_to_merge: level0.tables.iter().map(|t| t.id).collect(),
+			source_level: 0,
+			target_level: 0,
+		})
+	}
+
 	pub(crate) fn find_compaction_level(&self, manifest: &LevelManifest) -> Option<u8> {
 		let scores = self.compute_compaction_scores(manifest);
 
@@ -435,6 +459,16 @@ impl CompactionStrategy for Strategy {
 		} else {
 			source_level + 1
 		};
+
+		// nanodex patch 4: level-0 tables much smaller than the level-1 tables they overlap merge among
+		// themselves into one level-0 table. Moving them down would rewrite those level-1 tables (a compaction
+		// writes one table): with SurrealDB, whose small transactions span the whole keyspace, every fourth
+		// small session rewrote the whole store.
+		if source_level == 0 && target_level == 1 {
+			if let Some(input) = Self::intra_level0(&levels[0], &levels[1]) {
+				return Ok(CompactionChoice::Merge(input));
+			}
+		}
 
 		let tables_to_merge = self.select_tables_for_compaction(
 			&levels[source_level as usize],
