@@ -17,6 +17,7 @@ use nanodex_core::view::{Excerpt, GraphView, NodeView, SymbolHit};
 use project::{ImportObserver, Layout, Loaded, ProjectEntry, Registry};
 use serde::Serialize;
 use tauri::{AppHandle, Emitter, Manager, State};
+use tracing_subscriber::prelude::*;
 
 /// Everything the commands share.
 struct AppState {
@@ -434,6 +435,10 @@ fn main() {
                 .unwrap_or_else(|_| "nanodex_app=info,warn,surrealkv::lsm=error".into()),
         )
         .with_writer(std::io::stderr)
+        .finish()
+        .with(tracing_subscriber::filter::filter_fn(|m| {
+            !nanodex_core::graph::is_echoed_store_error(m)
+        }))
         .init();
     let started = Instant::now();
     let (cfg, bcfg) = match project::load_configs() {

@@ -14,6 +14,7 @@ use nanodex_core::extract::ExtractReport;
 use nanodex_core::graph::{self, GraphStore, Inspect, NodeDetail};
 use nanodex_core::progress::{Cancel, ProgressEvent, Sink};
 use nanodex_core::{brain, config, pipeline, search};
+use tracing_subscriber::prelude::*;
 
 mod llm;
 
@@ -261,6 +262,10 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .finish()
+        .with(tracing_subscriber::filter::filter_fn(|m| {
+            !graph::is_echoed_store_error(m)
+        }))
         .init();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

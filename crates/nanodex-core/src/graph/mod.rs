@@ -57,6 +57,22 @@ fn release(graph: &mut Cow<'_, CodeGraph>) {
     }
 }
 
+/// Whether a log event is SurrealDB repeating, at ERROR level, an error that its function also returns to its
+/// caller: `#[instrument(err)]` on the datastore's functions logs every `Err` (an event of target
+/// `surrealdb::core::kvs::ds` with an `error` field and no message), and the caller decides what the error means.
+/// When the store closes, SurrealDB cancels its node heartbeat (`update_node_with_timeout`), treats the
+/// cancellation as the normal end of that task, and yet the instrumentation had printed
+/// `ERROR surrealdb::core::kvs::ds: error=The query was not executed due to a cancelled transaction` after a
+/// successful run (about one long run in twenty). Front ends drop these events: an error that matters reaches
+/// nanodex as a `GraphError` or is logged again by the task that met it.
+pub fn is_echoed_store_error(meta: &tracing::Metadata<'_>) -> bool {
+    meta.is_event()
+        && *meta.level() == tracing::Level::ERROR
+        && meta.target() == "surrealdb::core::kvs::ds"
+        && meta.fields().field("message").is_none()
+        && meta.fields().field("error").is_some()
+}
+
 /// Files of a workspace's graph.
 pub fn brain_dir(workspace: &Path) -> PathBuf {
     workspace.join("brain")

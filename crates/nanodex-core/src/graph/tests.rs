@@ -407,3 +407,57 @@ fn indexes_answer_lookups_exactly_as_a_table_scan_does() {
         store.close().await;
     });
 }
+
+/// Records each event's target and message or error field, and whether `is_echoed_store_error` drops it.
+#[derive(Default)]
+struct Events(std::sync::Mutex<Vec<(String, bool)>>);
+
+impl tracing::Subscriber for Events {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        let meta = event.metadata();
+        self.0.lock().unwrap().push((
+            format!("{} {}", meta.level(), meta.target()),
+            is_echoed_store_error(meta),
+        ));
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+/// The shape of SurrealDB's datastore functions (`update_node_with_timeout` and 21 more in `kvs/ds.rs`): the
+/// instrumentation logs the returned error at ERROR level, and the caller still gets it.
+#[tracing::instrument(err, level = "trace", target = "surrealdb::core::kvs::ds", skip_all)]
+fn instrumented_datastore_call() -> Result<(), String> {
+    Err("The query was not executed due to a cancelled transaction".into())
+}
+
+#[test]
+fn only_surrealdb_s_echo_of_a_returned_error_is_dropped_from_the_log() {
+    let events = std::sync::Arc::new(Events::default());
+    tracing::subscriber::with_default(events.clone(), || {
+        assert!(instrumented_datastore_call().is_err());
+        // The same target with a message (SurrealDB's own `error!` calls), another target's `error` field, and
+        // a warning with an `error` field: all kept.
+        tracing::error!(target: "surrealdb::core::kvs::ds", "bootstrap - All 3 attempts failed");
+        tracing::error!(target: "surrealdb::core::kvs::tasks", error = %"disk full");
+        tracing::warn!(target: "surrealdb::core::kvs::ds", error = %"retrying");
+    });
+    let got = events.0.lock().unwrap().clone();
+    assert_eq!(
+        got,
+        vec![
+            ("ERROR surrealdb::core::kvs::ds".to_string(), true),
+            ("ERROR surrealdb::core::kvs::ds".to_string(), false),
+            ("ERROR surrealdb::core::kvs::tasks".to_string(), false),
+            ("WARN surrealdb::core::kvs::ds".to_string(), false),
+        ]
+    );
+}
