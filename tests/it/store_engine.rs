@@ -228,12 +228,16 @@ fn compaction_child() {
 /// Memtable of the close-compaction tests: every session writes less than this.
 const SMALL_MEMTABLE: usize = 4 << 20;
 
-/// Opens the tree at `kv` with engine defaults but a 4 MiB memtable.
-fn open_tree(rt: &tokio::runtime::Runtime, kv: &Path) -> surrealkv::Tree {
+/// The engine's default fewest input bytes of one subcompaction.
+const SUBCOMPACTION: u64 = 32 << 20;
+
+/// Opens the tree at `kv` with engine defaults but a 4 MiB memtable and subcompactions of at least `sub` bytes.
+fn open_tree(rt: &tokio::runtime::Runtime, kv: &Path, sub: u64) -> surrealkv::Tree {
     rt.block_on(async {
         TreeBuilder::new()
             .with_path(kv.to_path_buf())
             .with_max_memtable_size(SMALL_MEMTABLE)
+            .with_subcompaction_min_bytes(sub)
             .build()
             .expect("tree opens")
     })
@@ -244,10 +248,11 @@ fn open_tree(rt: &tokio::runtime::Runtime, kv: &Path) -> surrealkv::Tree {
 fn session(
     rt: &tokio::runtime::Runtime,
     kv: &Path,
+    sub: u64,
     sets: &[(String, Vec<u8>)],
     deletes: &[String],
 ) {
-    let tree = open_tree(rt, kv);
+    let tree = open_tree(rt, kv, sub);
     let mut txn = tree.begin().expect("write transaction");
     for (key, value) in sets {
         txn.set(key.as_bytes(), value).expect("set");
@@ -260,12 +265,12 @@ fn session(
 }
 
 /// Four sessions of 5,000 overlapping keys each (`key{i}-{session}`, 400 bytes).
-fn four_large_sessions(rt: &tokio::runtime::Runtime, kv: &Path) {
+fn four_large_sessions(rt: &tokio::runtime::Runtime, kv: &Path, sub: u64) {
     for s in 0..4u8 {
         let sets: Vec<(String, Vec<u8>)> = (0..5_000)
             .map(|i| (format!("key{i:06}-{s}"), vec![s; 400]))
             .collect();
-        session(rt, kv, &sets, &[]);
+        session(rt, kv, sub, &sets, &[]);
         let tables = sst_files(kv);
         if s < 3 {
             assert_eq!(
@@ -279,7 +284,7 @@ fn four_large_sessions(rt: &tokio::runtime::Runtime, kv: &Path) {
 
 /// Every key of the tree in order, with its value.
 fn contents(rt: &tokio::runtime::Runtime, kv: &Path) -> Vec<(String, Vec<u8>)> {
-    let tree = open_tree(rt, kv);
+    let tree = open_tree(rt, kv, SUBCOMPACTION);
     let txn = tree.begin().expect("read transaction");
     let mut it = txn
         .range(b"key".as_slice(), b"kez".as_slice())
@@ -307,7 +312,7 @@ fn the_close_that_brings_level_0_to_its_trigger_compacts_it() {
     let dir = tempfile::tempdir().unwrap();
     let kv = dir.path().join("kv");
     let rt = crate::rt();
-    four_large_sessions(&rt, &kv);
+    four_large_sessions(&rt, &kv, SUBCOMPACTION);
     let tables = sst_files(&kv);
     assert_eq!(
         tables.len(),
@@ -331,7 +336,7 @@ fn small_level_0_tables_merge_among_themselves_and_leave_level_1_as_it_is() {
     let dir = tempfile::tempdir().unwrap();
     let kv = dir.path().join("kv");
     let rt = crate::rt();
-    four_large_sessions(&rt, &kv);
+    four_large_sessions(&rt, &kv, SUBCOMPACTION);
     let level1 = sst_files(&kv);
     assert_eq!(level1.len(), 1, "one level-1 table: {level1:?}");
     let mut expected: std::collections::BTreeMap<String, Vec<u8>> =
@@ -354,7 +359,7 @@ fn small_level_0_tables_merge_among_themselves_and_leave_level_1_as_it_is() {
             let deletes: Vec<String> = (0..10)
                 .map(|i| format!("key{:06}-1", n * 100 + i))
                 .collect();
-            session(&rt, &kv, &sets, &deletes);
+            session(&rt, &kv, SUBCOMPACTION, &sets, &deletes);
             for key in &deletes {
                 expected.remove(key);
             }
@@ -379,4 +384,74 @@ fn small_level_0_tables_merge_among_themselves_and_leave_level_1_as_it_is() {
         got == expected,
         "every key holds its last value and deleted keys stay deleted"
     );
+}
+
+/// A large compaction runs as one subcompaction per core (at most four), each merging one key range into a
+/// table of its own, so a close that compacts a JDK-sized store (170 MB) uses both cores of a 2-core machine.
+/// Point reads (which look in one level-1 table) and a scan across the tables find every key, also after a
+/// second compaction that merges four level-0 tables with the split level 1.
+#[test]
+fn a_large_compaction_writes_one_table_per_core_over_disjoint_key_ranges() {
+    let dir = tempfile::tempdir().unwrap();
+    let kv = dir.path().join("kv");
+    let rt = crate::rt();
+    let cores = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(4);
+    // 8 MB of tables in, at least 1 MiB per subcompaction: one per core.
+    let sub = 1 << 20;
+    four_large_sessions(&rt, &kv, sub);
+    let tables = sst_files(&kv);
+    assert_eq!(
+        tables.len(),
+        cores,
+        "one level-1 table per core: {tables:?}"
+    );
+    let mut expected: std::collections::BTreeMap<String, Vec<u8>> = (0..5_000)
+        .flat_map(|i| (0..4u8).map(move |s| (format!("key{i:06}-{s}"), vec![s; 400])))
+        .collect();
+    let check = |expected: &std::collections::BTreeMap<String, Vec<u8>>| {
+        let got: std::collections::BTreeMap<String, Vec<u8>> =
+            contents(&rt, &kv).into_iter().collect();
+        assert_eq!(got.len(), expected.len(), "key count");
+        assert!(
+            &got == expected,
+            "a scan finds every key with its last value"
+        );
+        let tree = open_tree(&rt, &kv, sub);
+        let txn = tree.begin().expect("read transaction");
+        for (key, value) in expected.iter().step_by(97) {
+            let found = txn.get(key.as_bytes()).expect("get");
+            assert_eq!(
+                found.as_deref(),
+                Some(value.as_slice()),
+                "point read of {key}"
+            );
+        }
+        drop(txn);
+        rt.block_on(tree.close()).expect("close");
+    };
+    check(&expected);
+
+    // Four sessions that overwrite every other key of session 0 and 1: level 0 is too large to merge into
+    // itself, so it moves down into the split level 1, which is split again.
+    for s in 0..4u8 {
+        let sets: Vec<(String, Vec<u8>)> = (0..5_000)
+            .step_by(2)
+            .map(|i| (format!("key{i:06}-{}", s % 2), vec![20 + s; 300]))
+            .collect();
+        session(&rt, &kv, sub, &sets, &[]);
+        expected.extend(sets);
+    }
+    let after = sst_files(&kv);
+    assert_eq!(
+        after.len(),
+        cores,
+        "level 0 merged into level 1, one table per core: {after:?}"
+    );
+    assert!(
+        after.iter().all(|t| !tables.contains(t)),
+        "level 1 was rewritten: {tables:?} -> {after:?}"
+    );
+    check(&expected);
 }

@@ -201,6 +201,11 @@ pub struct Options {
 	///
 	/// DEFAULT: true
 	pub compact_on_close: bool,
+	/// nanodex patch 5: a compaction is split into subcompactions (one per core, at most four) of at least
+	/// this many input bytes each.
+	///
+	/// DEFAULT: 32 MiB
+	pub subcompaction_min_bytes: u64,
 
 	// WAL recovery configuration
 	/// Controls behavior when WAL corruption is detected during recovery.
@@ -262,6 +267,7 @@ impl Default for Options {
 			clock,
 			flush_on_close: true,
 			compact_on_close: true,
+			subcompaction_min_bytes: 32 << 20,
 			wal_recovery_mode: WalRecoveryMode::default(),
 			level0_max_files: 4,
 			max_bytes_for_level: 256 * 1024 * 1024, // 256MB
@@ -465,6 +471,12 @@ impl Options {
 	/// nanodex patch 3: sets whether closing the store runs the compactions it is due.
 	pub const fn with_compact_on_close(mut self, value: bool) -> Self {
 		self.compact_on_close = value;
+		self
+	}
+
+	/// nanodex patch 5: sets the fewest input bytes of one subcompaction.
+	pub const fn with_subcompaction_min_bytes(mut self, value: u64) -> Self {
+		self.subcompaction_min_bytes = value;
 		self
 	}
 

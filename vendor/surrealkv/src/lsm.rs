@@ -1933,6 +1933,12 @@ impl TreeBuilder {
 		self
 	}
 
+	/// nanodex patch 5: sets the fewest input bytes of one subcompaction (default 32 MiB).
+	pub fn with_subcompaction_min_bytes(mut self, value: u64) -> Self {
+		self.opts = self.opts.with_subcompaction_min_bytes(value);
+		self
+	}
+
 	/// Set the memtable stall threshold.
 	pub fn with_memtable_stall_threshold(mut self, value: usize) -> Self {
 		self.opts = self.opts.with_memtable_stall_threshold(value);

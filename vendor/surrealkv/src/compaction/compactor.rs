@@ -1,4 +1,5 @@
 use std::fs::File as SysFile;
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock, RwLockWriteGuard};
 
@@ -10,10 +11,11 @@ use crate::levels::{write_manifest_to_disk, LevelManifest, ManifestChangeSet};
 use crate::lsm::{cleanup_vlog_and_index, CoreInner};
 use crate::memtable::ImmutableMemtables;
 use crate::snapshot::SnapshotTracker;
-use crate::sstable::table::{Table, TableWriter};
+use crate::sstable::index_block::IndexIterator;
+use crate::sstable::table::{IndexType, Table, TableWriter};
 use crate::vfs::File;
 use crate::vlog::VLog;
-use crate::{Comparator, Options as LSMOptions};
+use crate::{Comparator, InternalKey, InternalKeyRange, Options as LSMOptions};
 
 /// RAII guard to ensure tables are unhidden if compaction fails
 struct HiddenTablesGuard {
@@ -119,51 +121,84 @@ impl Compactor {
 		let to_merge: Vec<_> =
 			input.tables_to_merge.iter().filter_map(|&id| tables.get(&id).cloned()).collect();
 
+		drop(levels);
+
+		// nanodex patch 5: the merge runs as up to `MAX_SUBCOMPACTIONS` subcompactions on threads of their own,
+		// each over one key range and writing its own table (see `split_keys`).
+		let splits = split_keys(&to_merge, input, self.options.lopts.subcompaction_min_bytes);
+		let ranges = key_ranges(&splits);
+		let parts: Vec<Result<Option<Arc<Table>>>> = std::thread::scope(|scope| {
+			let handles: Vec<_> = ranges
+				.iter()
+				.map(|range| {
+					let to_merge = &to_merge;
+					scope.spawn(move || self.merge_range(to_merge, range.clone(), input))
+				})
+				.collect();
+			handles
+				.into_iter()
+				.map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+				.collect()
+		});
+		let mut new_tables = Vec::new();
+		let mut failed = None;
+		for part in parts {
+			match part {
+				Ok(Some(table)) => new_tables.push(table),
+				Ok(None) => {}
+				Err(e) => failed = failed.or(Some(e)),
+			}
+		}
+		if let Some(e) = failed {
+			// Guard will unhide tables on drop; the other parts' tables are not referenced.
+			for table in &new_tables {
+				let _ = std::fs::remove_file(self.get_table_path(table.id));
+			}
+			return Err(e);
+		}
+
+		// Update manifest - this will commit the guard on success
+		self.update_manifest(input, new_tables, &mut guard)?;
+
+		self.cleanup_old_tables(input);
+
+		Ok(())
+	}
+
+	/// nanodex patch 5: merges the part of `to_merge` inside `range` into a new table; `None` when the range
+	/// holds no entry to keep.
+	fn merge_range(
+		&self,
+		to_merge: &[Arc<Table>],
+		range: InternalKeyRange,
+		input: &CompactionInput,
+	) -> Result<Option<Arc<Table>>> {
 		// Keep tables alive while iterators borrow from them
 		let iterators: Vec<BoxedLSMIterator<'_>> = to_merge
 			.iter()
-			.filter_map(|table| table.iter(None).ok())
+			.filter_map(|table| table.iter(Some(range.clone())).ok())
 			// nanodex patch: the input tables are deleted when the compaction ends; their blocks must not
 			// evict the cache's blocks of live tables.
 			.map(|iter| iter.without_filling_cache())
 			.map(|iter| Box::new(iter) as BoxedLSMIterator<'_>)
 			.collect();
 
-		drop(levels);
-
 		// Create new table
 		let new_table_id = self.options.level_manifest.read().unwrap().next_table_id();
 		let new_table_path = self.get_table_path(new_table_id);
 
-		// Write merged data
-		let table_created =
-			match self.write_merged_table(&new_table_path, new_table_id, iterators, input) {
-				Ok(result) => result,
-				Err(e) => {
-					// Guard will unhide tables on drop
-					return Err(e);
-				}
-			};
-
-		// Open table only if one was created
-		let new_table = if table_created {
+		// Write merged data; open the table only if one was created
+		if self.write_merged_table(&new_table_path, new_table_id, iterators, input)? {
 			match self.open_table(new_table_id, &new_table_path) {
-				Ok(table) => Some(table),
+				Ok(table) => Ok(Some(table)),
 				Err(e) => {
-					// Guard will unhide tables on drop
-					return Err(e);
+					let _ = std::fs::remove_file(&new_table_path);
+					Err(e)
 				}
 			}
 		} else {
-			None
-		};
-
-		// Update manifest - this will commit the guard on success
-		self.update_manifest(input, new_table, &mut guard)?;
-
-		self.cleanup_old_tables(input);
-
-		Ok(())
+			Ok(None)
+		}
 	}
 
 	/// Returns true if a table file was created and finished, false otherwise
@@ -226,14 +261,14 @@ impl Compactor {
 	fn update_manifest(
 		&self,
 		input: &CompactionInput,
-		new_table: Option<Arc<Table>>,
+		new_tables: Vec<Arc<Table>>,
 		guard: &mut HiddenTablesGuard,
 	) -> Result<()> {
 		let mut manifest = self.options.level_manifest.write()?;
 		let _imm_guard = self.options.immutable_memtables.write();
 
 		// Check for table ID collision if adding a new table
-		if let Some(ref table) = new_table {
+		for table in &new_tables {
 			if input.tables_to_merge.contains(&table.id) {
 				return Err(crate::error::Error::TableIDCollision(table.id));
 			}
@@ -250,8 +285,8 @@ impl Compactor {
 			}
 		}
 
-		// Add new table if present
-		if let Some(table) = new_table {
+		// Add the new tables
+		for table in new_tables {
 			changeset.new_tables.push((input.target_level, table));
 		}
 
@@ -305,4 +340,61 @@ impl Compactor {
 
 		Ok(Arc::new(Table::new(table_id, Arc::clone(&self.options.lopts), file, file_size)?))
 	}
+}
+
+/// nanodex patch 5: most subcompactions of one compaction (and at most one per core).
+pub(crate) const MAX_SUBCOMPACTIONS: usize = 4;
+
+/// nanodex patch 5: user keys that split a compaction into subcompactions of about equal size, ascending and
+/// distinct; none (one merge) when the output is level 0, whose tables must each hold a whole merge, or when the
+/// input is below twice `min_bytes` (`Options::subcompaction_min_bytes`) or the machine has one core. The
+/// candidates are the index keys of the input tables' data blocks (each block about `block_size` bytes), so
+/// the ranges hold about equal numbers of blocks.
+pub(crate) fn split_keys(
+	tables: &[Arc<Table>],
+	input: &CompactionInput,
+	min_bytes: u64,
+) -> Vec<Vec<u8>> {
+	if input.target_level == 0 {
+		return Vec::new();
+	}
+	let bytes: u64 = tables.iter().map(|t| t.file_size).sum();
+	let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+	let parts = cores.min(MAX_SUBCOMPACTIONS).min((bytes / min_bytes.max(1)) as usize);
+	if parts < 2 {
+		return Vec::new();
+	}
+	let mut keys: Vec<Vec<u8>> = Vec::new();
+	for table in tables {
+		let IndexType::Partitioned(index) = &table.index_block;
+		let mut it = IndexIterator::new(index);
+		if it.seek_to_first().is_err() {
+			return Vec::new();
+		}
+		while it.valid() {
+			keys.push(InternalKey::user_key_from_encoded(it.key()).to_vec());
+			if !matches!(it.next(), Ok(true)) {
+				break;
+			}
+		}
+	}
+	if keys.is_empty() {
+		return Vec::new();
+	}
+	keys.sort_unstable();
+	let mut splits: Vec<Vec<u8>> = (1..parts).map(|i| keys[i * keys.len() / parts].clone()).collect();
+	splits.dedup();
+	splits
+}
+
+/// nanodex patch 5: the key ranges between `splits`: below the first, between each two, from the last up.
+pub(crate) fn key_ranges(splits: &[Vec<u8>]) -> Vec<InternalKeyRange> {
+	let mut ranges = Vec::with_capacity(splits.len() + 1);
+	let mut lower: Bound<&[u8]> = Bound::Unbounded;
+	for split in splits {
+		ranges.push(crate::user_range_to_internal_range(lower, Bound::Excluded(split.as_slice())));
+		lower = Bound::Included(split.as_slice());
+	}
+	ranges.push(crate::user_range_to_internal_range(lower, Bound::Unbounded));
+	ranges
 }

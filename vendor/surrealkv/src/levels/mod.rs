@@ -346,24 +346,19 @@ impl LevelManifest {
 			}
 		}
 
-		// If we have multiple tables, check sequence continuity across all tables
-		if tables.len() > 1 {
-			for i in 0..tables.len() - 1 {
-				let current = &tables[i];
-				let next = &tables[i + 1];
-
-				// Check if sequence numbers maintain continuity
-				if let (Some(next_smallest), Some(current_largest)) =
-					(next.meta.smallest_seq_num, current.meta.largest_seq_num)
-				{
-					if next_smallest <= current_largest {
-						return Err(Error::LoadManifestFail(format!(
-							"Level {} tables have overlapping sequence numbers: Table {} ({:?}-{:?}) and Table {} ({:?}-{:?})",
-							level_idx,
-							current.id, current.meta.smallest_seq_num, current.meta.largest_seq_num,
-							next.id, next.meta.smallest_seq_num, next.meta.largest_seq_num
-						)));
-					}
+		// nanodex patch 5: the tables of a level below 0 must not overlap in keys; the release required
+		// disjoint, ascending sequence numbers instead, which tables that subcompactions wrote side by side over
+		// disjoint key ranges (from the same inputs) never have.
+		for pair in tables.windows(2) {
+			let (current, next) = (&pair[0], &pair[1]);
+			if let (Some(current_largest), Some(next_smallest)) =
+				(&current.meta.largest_point, &next.meta.smallest_point)
+			{
+				if current_largest.user_key >= next_smallest.user_key {
+					return Err(Error::LoadManifestFail(format!(
+						"Level {} tables overlap in keys: Table {} ends at or after Table {} starts",
+						level_idx, current.id, next.id
+					)));
 				}
 			}
 		}
