@@ -264,14 +264,26 @@ fn session(
     rt.block_on(tree.close()).expect("close");
 }
 
-/// Four sessions of 5,000 overlapping keys each (`key{i}-{session}`, 400 bytes).
-fn four_large_sessions(rt: &tokio::runtime::Runtime, kv: &Path, sub: u64) {
+/// A new store after four sessions of 5,000 overlapping keys each (`key{i}-{session}`, 400 bytes, written
+/// with subcompactions of at least `sub` bytes): its folder (kept while the guard lives), path, runtime and
+/// table files once the fourth close has compacted level 0.
+fn four_large_sessions(
+    sub: u64,
+) -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    tokio::runtime::Runtime,
+    Vec<(String, u64)>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let kv = dir.path().join("kv");
+    let rt = crate::rt();
     for s in 0..4u8 {
         let sets: Vec<(String, Vec<u8>)> = (0..5_000)
             .map(|i| (format!("key{i:06}-{s}"), vec![s; 400]))
             .collect();
-        session(rt, kv, sub, &sets, &[]);
-        let tables = sst_files(kv);
+        session(&rt, &kv, sub, &sets, &[]);
+        let tables = sst_files(&kv);
         if s < 3 {
             assert_eq!(
                 tables.len(),
@@ -280,6 +292,15 @@ fn four_large_sessions(rt: &tokio::runtime::Runtime, kv: &Path, sub: u64) {
             );
         }
     }
+    let tables = sst_files(&kv);
+    (dir, kv, rt, tables)
+}
+
+/// What `four_large_sessions` wrote.
+fn four_large_sessions_contents() -> std::collections::BTreeMap<String, Vec<u8>> {
+    (0..5_000)
+        .flat_map(|i| (0..4u8).map(move |s| (format!("key{i:06}-{s}"), vec![s; 400])))
+        .collect()
 }
 
 /// Every key of the tree in order, with its value.
@@ -309,21 +330,16 @@ fn contents(rt: &tokio::runtime::Runtime, kv: &Path) -> Vec<(String, Vec<u8>)> {
 /// SurrealKV leaves it to the next open.
 #[test]
 fn the_close_that_brings_level_0_to_its_trigger_compacts_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let kv = dir.path().join("kv");
-    let rt = crate::rt();
-    four_large_sessions(&rt, &kv, SUBCOMPACTION);
-    let tables = sst_files(&kv);
+    let (_dir, kv, rt, tables) = four_large_sessions(SUBCOMPACTION);
     assert_eq!(
         tables.len(),
         1,
         "the fourth close merged the four level-0 tables into one: {tables:?}"
     );
-    let all = contents(&rt, &kv);
-    assert_eq!(all.len(), 20_000, "every key survives the compaction");
+    let all: std::collections::BTreeMap<String, Vec<u8>> = contents(&rt, &kv).into_iter().collect();
     assert!(
-        all.iter()
-            .all(|(k, v)| v == &vec![k.as_bytes()[k.len() - 1] - b'0'; 400])
+        all == four_large_sessions_contents(),
+        "every key survives the compaction with its value"
     );
 }
 
@@ -333,14 +349,9 @@ fn the_close_that_brings_level_0_to_its_trigger_compacts_it() {
 /// Overwrites, deletes (of keys only level 1 holds) and re-inserts keep their order through both merges.
 #[test]
 fn small_level_0_tables_merge_among_themselves_and_leave_level_1_as_it_is() {
-    let dir = tempfile::tempdir().unwrap();
-    let kv = dir.path().join("kv");
-    let rt = crate::rt();
-    four_large_sessions(&rt, &kv, SUBCOMPACTION);
-    let level1 = sst_files(&kv);
+    let (_dir, kv, rt, level1) = four_large_sessions(SUBCOMPACTION);
     assert_eq!(level1.len(), 1, "one level-1 table: {level1:?}");
-    let mut expected: std::collections::BTreeMap<String, Vec<u8>> =
-        contents(&rt, &kv).into_iter().collect();
+    let mut expected = four_large_sessions_contents();
 
     // Eight small sessions: the fourth merges four tables, the sixth the merged one and two more.
     let mut level0 = 0;
@@ -392,24 +403,18 @@ fn small_level_0_tables_merge_among_themselves_and_leave_level_1_as_it_is() {
 /// second compaction that merges four level-0 tables with the split level 1.
 #[test]
 fn a_large_compaction_writes_one_table_per_core_over_disjoint_key_ranges() {
-    let dir = tempfile::tempdir().unwrap();
-    let kv = dir.path().join("kv");
-    let rt = crate::rt();
     let cores = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(4);
     // 8 MB of tables in, at least 1 MiB per subcompaction: one per core.
     let sub = 1 << 20;
-    four_large_sessions(&rt, &kv, sub);
-    let tables = sst_files(&kv);
+    let (_dir, kv, rt, tables) = four_large_sessions(sub);
     assert_eq!(
         tables.len(),
         cores,
         "one level-1 table per core: {tables:?}"
     );
-    let mut expected: std::collections::BTreeMap<String, Vec<u8>> = (0..5_000)
-        .flat_map(|i| (0..4u8).map(move |s| (format!("key{i:06}-{s}"), vec![s; 400])))
-        .collect();
+    let mut expected = four_large_sessions_contents();
     let check = |expected: &std::collections::BTreeMap<String, Vec<u8>>| {
         let got: std::collections::BTreeMap<String, Vec<u8>> =
             contents(&rt, &kv).into_iter().collect();

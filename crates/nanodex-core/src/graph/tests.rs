@@ -408,7 +408,7 @@ fn indexes_answer_lookups_exactly_as_a_table_scan_does() {
     });
 }
 
-/// Records each event's target and message or error field, and whether `is_echoed_store_error` drops it.
+/// Records each event's level and target, and whether `is_echoed_store_error` drops it.
 #[derive(Default)]
 struct Events(std::sync::Mutex<Vec<(String, bool)>>);
 

@@ -155,9 +155,12 @@ impl Lang {
 /// 55 ms, Python's 17 ms, Java's 10 ms, which a one-file re-extraction otherwise spends on its critical path.
 pub fn compile_queries_in_background(langs: impl IntoIterator<Item = Lang>) {
     use std::sync::atomic::{AtomicBool, Ordering};
-    static STARTED: [AtomicBool; 6] = [const { AtomicBool::new(false) }; 6];
+    static STARTED: [AtomicBool; Lang::ALL.len()] =
+        [const { AtomicBool::new(false) }; Lang::ALL.len()];
     for lang in langs {
-        let idx = Lang::ALL.iter().position(|l| *l == lang).unwrap_or(0);
+        let Some(idx) = Lang::ALL.iter().position(|l| *l == lang) else {
+            continue;
+        };
         if !STARTED[idx].swap(true, Ordering::Relaxed) {
             // A thread that cannot be started leaves the compilation to the first file that needs it.
             let _ = std::thread::Builder::new()
