@@ -4,7 +4,7 @@
 #   ctags -R                      (definitions only; reference)
 #   py-tree-sitter parse only     (the parse alone: with the core count, the floor for any tree-sitter extractor)
 #   py-tree-sitter parse + query  (definitions and call sites, nothing resolved or stored)
-#   nanodex extract --no-store    (walk + parse + resolve)
+#   nanodex extract --no-store    (walk + parse + resolve; again pinned to one core, for the parallel share)
 #   nanodex extract --full        (the same plus the SurrealDB write)
 #   nanodex extract               (one file changed: incremental)
 # Each timing is the median of RUNS runs (default 3); the one-file re-extraction runs INC_RUNS times (default 8,
@@ -54,6 +54,9 @@ for L in $CORPORA; do
   read -r ts_s ts_kb < <(median_of "$R/venv/bin/python" "$R/ts_bench.py" "$lang" "$C" query)
   SRC="$TMP/src-$L"; WS="$TMP/ws-$L"; cp -r "$C" "$SRC"
   read -r ns_s ns_kb < <(median_of "$BIN" extract "$SRC" --workspace "$WS" --no-store --json)
+  # The same run pinned to one core (rayon then starts one thread): with the run on all cores, the share of the
+  # work that runs in parallel, and from it (Amdahl's law) what more cores would give.
+  ns1_s=""; [ "$(nproc)" -gt 1 ] && read -r ns1_s _ < <(median_of taskset -c 0 "$BIN" extract "$SRC" --workspace "$WS" --no-store --json)
   read -r full_s full_kb < <(median_of "$BIN" extract "$SRC" --workspace "$WS" --full --json)
   records=$(python3 -c "import json;d=json.load(open('$TMP/last.out'));print(d['write']['inserted'])")
   phases=$(python3 -c "import json;t=json.load(open('$TMP/last.out'))['report']['timings_ms'];print(' '.join(f'{k} {v}' for k,v in sorted(t.items(), key=lambda kv:-kv[1]) if k!='total'))")
@@ -78,6 +81,13 @@ for L in $CORPORA; do
     # The same tree-sitter parse, with nothing else, split perfectly over this machine's cores: no extractor that
     # parses every file with tree-sitter can finish parse+resolve faster than this on this machine.
     printf '      floor: tree-sitter parsing alone (py-tree-sitter, last run %.2f s in its loop) over %d cores = %.2f s = %.2fx\n' \
-      "$tp_loop" "$(nproc)" "$(echo "$tp_loop/$(nproc)" | bc -l)" "$(echo "$tp_loop/$(nproc)/$ts_s" | bc -l)"; } | tee -a "$OUT/extract.txt"
+      "$tp_loop" "$(nproc)" "$(echo "$tp_loop/$(nproc)" | bc -l)" "$(echo "$tp_loop/$(nproc)/$ts_s" | bc -l)"
+    if [ -n "$ns1_s" ]; then
+      # p: parallel share of the one-core time, from T(n) = T(1) * ((1 - p) + p / n). A projection, not a measurement.
+      n=$(nproc); p=$(echo "($ns1_s - $ns_s) / $ns1_s * $n / ($n - 1)" | bc -l)
+      for c in 4 8; do proj[$c]=$(echo "$ns1_s * ((1 - $p) + $p / $c)" | bc -l); done
+      printf '      scaling: --no-store on 1 core %.2f s, on %d %.2f s: %.0f%% of the work runs in parallel; Amdahl: 4 cores %.2f s = %.2fx, 8 cores %.2f s = %.2fx\n' \
+        "$ns1_s" "$n" "$ns_s" "$(echo "$p * 100" | bc -l)" "${proj[4]}" "$(echo "${proj[4]}/$ts_s" | bc -l)" "${proj[8]}" "$(echo "${proj[8]}/$ts_s" | bc -l)"
+    fi; } | tee -a "$OUT/extract.txt"
   rm -rf "$SRC" "$WS"
 done
