@@ -86,7 +86,7 @@ for L in $CORPORA; do
       # p: parallel share of the one-core time, from T(n) = T(1) * ((1 - p) + p / n). A projection, not a measurement.
       n=$(nproc); p=$(echo "($ns1_s - $ns_s) / $ns1_s * $n / ($n - 1)" | bc -l)
       for c in 4 8; do proj[$c]=$(echo "$ns1_s * ((1 - $p) + $p / $c)" | bc -l); done
-      printf '      scaling: --no-store on 1 core %.2f s, on %d %.2f s: %.0f%% of the work runs in parallel; Amdahl: 4 cores %.2f s = %.2fx, 8 cores %.2f s = %.2fx\n' \
+      printf '      scaling: --no-store on 1 core %.2f s, on %d cores %.2f s: %.0f%% of the work runs in parallel; Amdahl: 4 cores %.2f s = %.2fx, 8 cores %.2f s = %.2fx\n' \
         "$ns1_s" "$n" "$ns_s" "$(echo "$p * 100" | bc -l)" "${proj[4]}" "$(echo "${proj[4]}/$ts_s" | bc -l)" "${proj[8]}" "$(echo "${proj[8]}/$ts_s" | bc -l)"
     fi; } | tee -a "$OUT/extract.txt"
   rm -rf "$SRC" "$WS"

@@ -303,9 +303,9 @@ fn four_large_sessions_contents() -> std::collections::BTreeMap<String, Vec<u8>>
         .collect()
 }
 
-/// Every key of the tree in order, with its value.
-fn contents(rt: &tokio::runtime::Runtime, kv: &Path) -> Vec<(String, Vec<u8>)> {
-    let tree = open_tree(rt, kv, SUBCOMPACTION);
+/// Every key of the tree in order, with its value (the tree opened with subcompactions of at least `sub` bytes).
+fn contents(rt: &tokio::runtime::Runtime, kv: &Path, sub: u64) -> Vec<(String, Vec<u8>)> {
+    let tree = open_tree(rt, kv, sub);
     let txn = tree.begin().expect("read transaction");
     let mut it = txn
         .range(b"key".as_slice(), b"kez".as_slice())
@@ -336,7 +336,8 @@ fn the_close_that_brings_level_0_to_its_trigger_compacts_it() {
         1,
         "the fourth close merged the four level-0 tables into one: {tables:?}"
     );
-    let all: std::collections::BTreeMap<String, Vec<u8>> = contents(&rt, &kv).into_iter().collect();
+    let all: std::collections::BTreeMap<String, Vec<u8>> =
+        contents(&rt, &kv, SUBCOMPACTION).into_iter().collect();
     assert!(
         all == four_large_sessions_contents(),
         "every key survives the compaction with its value"
@@ -389,7 +390,8 @@ fn small_level_0_tables_merge_among_themselves_and_leave_level_1_as_it_is() {
             );
         }
     }
-    let got: std::collections::BTreeMap<String, Vec<u8>> = contents(&rt, &kv).into_iter().collect();
+    let got: std::collections::BTreeMap<String, Vec<u8>> =
+        contents(&rt, &kv, SUBCOMPACTION).into_iter().collect();
     assert_eq!(got.len(), expected.len(), "key count");
     assert!(
         got == expected,
@@ -417,7 +419,7 @@ fn a_large_compaction_writes_one_table_per_core_over_disjoint_key_ranges() {
     let mut expected = four_large_sessions_contents();
     let check = |expected: &std::collections::BTreeMap<String, Vec<u8>>| {
         let got: std::collections::BTreeMap<String, Vec<u8>> =
-            contents(&rt, &kv).into_iter().collect();
+            contents(&rt, &kv, sub).into_iter().collect();
         assert_eq!(got.len(), expected.len(), "key count");
         assert!(
             &got == expected,
