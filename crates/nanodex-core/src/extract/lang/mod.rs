@@ -137,16 +137,70 @@ impl Lang {
     }
 
     /// The compiled query for this language; compiled once per process.
-    pub(crate) fn query(self) -> &'static Query {
-        static QUERIES: [OnceLock<Query>; 6] = [const { OnceLock::new() }; 6];
+    pub(crate) fn query(self) -> &'static CompiledQuery {
+        static QUERIES: [OnceLock<CompiledQuery>; 6] = [const { OnceLock::new() }; 6];
         let idx = Lang::ALL.iter().position(|l| *l == self).unwrap_or(0);
         QUERIES[idx].get_or_init(|| {
             let spec = self.spec();
+            let language = (spec.language)();
             // The query files are part of the binary and covered by tests, so a failure here is a bug in them.
-            Query::new(&(spec.language)(), spec.query_src)
-                .unwrap_or_else(|err| panic!("bad query file for {}: {err}", self.as_str()))
+            let query = Query::new(&language, spec.query_src)
+                .unwrap_or_else(|err| panic!("bad query file for {}: {err}", self.as_str()));
+            let roots = pattern_roots(&language, &query, spec.query_src);
+            CompiledQuery { query, roots }
         })
     }
+}
+
+/// A language's compiled query and the node kinds its patterns start at.
+pub(crate) struct CompiledQuery {
+    pub query: Query,
+    /// Indexed by node kind id: whether some pattern starts at a node of that kind. `None` when a pattern starts at
+    /// something else than one visible named kind (a wildcard, an alternation, a hidden supertype, a grouping):
+    /// the query then runs over the whole tree instead of at the nodes of these kinds.
+    pub roots: Option<Vec<bool>>,
+}
+
+impl CompiledQuery {
+    /// Whether a pattern can start at a node of kind `kind_id`; every kind when the roots are unknown.
+    pub fn may_start_at(&self, kind_id: u16) -> bool {
+        self.roots
+            .as_ref()
+            .is_none_or(|r| r.get(usize::from(kind_id)).copied().unwrap_or(false))
+    }
+}
+
+/// The node kinds that the patterns of `query` (compiled from `src`) start at, by kind id; see
+/// [`CompiledQuery::roots`].
+fn pattern_roots(language: &Language, query: &Query, src: &str) -> Option<Vec<bool>> {
+    let mut roots = vec![false; language.node_kind_count()];
+    for pattern in 0..query.pattern_count() {
+        let rest = src
+            .get(query.start_byte_for_pattern(pattern)..)?
+            .strip_prefix('(')?;
+        let name = rest
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .next()
+            .filter(|n| !n.is_empty() && *n != "_")?;
+        let id = language.id_for_node_kind(name, true);
+        if id == 0 || !language.node_kind_is_visible(id) || language.node_kind_is_supertype(id) {
+            return None;
+        }
+        // Aliases give one kind name several ids; a pattern matches them all.
+        let mut found = false;
+        for (other, root) in roots.iter_mut().enumerate() {
+            let other = other as u16;
+            if language.node_kind_is_named(other) && language.node_kind_for_id(other) == Some(name)
+            {
+                *root = true;
+                found = true;
+            }
+        }
+        if !found {
+            return None;
+        }
+    }
+    Some(roots)
 }
 
 /// Compiles the query files of `langs` (repeats allowed) on a thread per language, once per process, while the

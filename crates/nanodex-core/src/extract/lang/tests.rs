@@ -3,8 +3,62 @@ use super::*;
 #[test]
 fn every_query_file_compiles() {
     for lang in Lang::ALL {
-        let query = lang.query();
-        assert!(query.pattern_count() > 0, "{}", lang.as_str());
+        let compiled = lang.query();
+        assert!(compiled.query.pattern_count() > 0, "{}", lang.as_str());
+    }
+}
+
+/// Every query file's patterns start at named node kinds, so extraction runs each query only at those nodes
+/// (`parse::facts_with`); a pattern starting elsewhere would silently fall back to the slower whole-tree run.
+#[test]
+fn every_query_runs_at_its_pattern_roots() {
+    for lang in Lang::ALL {
+        let compiled = lang.query();
+        let roots = compiled.roots.as_ref().unwrap_or_else(|| {
+            panic!(
+                "{}: a pattern does not start at a named kind",
+                lang.as_str()
+            )
+        });
+        let grammar = lang.grammar();
+        let mut kinds: Vec<&str> = (0..roots.len() as u16)
+            .filter(|id| roots[usize::from(*id)])
+            .filter_map(|id| grammar.node_kind_for_id(id))
+            .collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        let first = kinds.first().copied().unwrap_or_default();
+        assert!(
+            !kinds.is_empty() && compiled.may_start_at(grammar.id_for_node_kind(first, true)),
+            "{}",
+            lang.as_str()
+        );
+        // An identifier starts no pattern in any language: the whole point is to skip most nodes.
+        assert!(
+            !compiled.may_start_at(grammar.id_for_node_kind("identifier", true)),
+            "{}",
+            lang.as_str()
+        );
+        assert!(!compiled.may_start_at(u16::MAX), "{}: ERROR", lang.as_str());
+    }
+    let python = Lang::Python.query();
+    let grammar = Lang::Python.grammar();
+    for kind in [
+        "class_definition",
+        "call",
+        "raise_statement",
+        "import_from_statement",
+    ] {
+        assert!(
+            python.may_start_at(grammar.id_for_node_kind(kind, true)),
+            "{kind}"
+        );
+    }
+    for kind in ["module", "block", "argument_list", "attribute"] {
+        assert!(
+            !python.may_start_at(grammar.id_for_node_kind(kind, true)),
+            "{kind}"
+        );
     }
 }
 

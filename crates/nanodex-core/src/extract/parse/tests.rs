@@ -271,3 +271,124 @@ def home():
         );
     }
 }
+
+/// Every source file under `dir`, recursively, that has a language.
+fn sources_under(dir: &std::path::Path, out: &mut Vec<(Lang, String, String)>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            sources_under(&path, out);
+        } else if let (Some(lang), Ok(bytes)) = (Lang::from_path(&path), std::fs::read(&path)) {
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            out.push((lang, path.display().to_string(), text));
+        }
+    }
+}
+
+/// Running the query only at its pattern roots gives exactly the facts of running it over the whole tree: on every
+/// fixture source (all six languages, a file with syntax errors, Latin-1 text) and on shapes where matches nest
+/// (calls in calls, raises of calls, classes in functions, deep nesting, recovered errors).
+#[test]
+fn query_at_pattern_roots_equals_whole_tree() {
+    let fixtures =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures");
+    let mut sources = Vec::new();
+    sources_under(&fixtures, &mut sources);
+    let langs: std::collections::BTreeSet<Lang> = sources.iter().map(|(l, _, _)| *l).collect();
+    assert_eq!(
+        langs.len(),
+        Lang::ALL.len(),
+        "fixtures lack a language: {langs:?}"
+    );
+    let nested = [
+        (
+            Lang::Python,
+            "def f():\n    class C(a.B, D):\n        def g(self):\n            raise E(h(i(j.k(1))))\n    x = Foo(Bar())\n    self.y = Baz()\n    os.environ.get('A', os.getenv('B'))\nraise\nraise x.Y\n",
+        ),
+        (
+            Lang::Python,
+            "def broken(:\n    f(g(\nclass X(Y):\n    def m(self): return self.n(o.p())\n",
+        ),
+        (
+            Lang::Java,
+            "package a.b;\nclass A extends B implements C, D { A() throws E { super(); new F(g(h.i())).j(); throw new K(l()); } }\n",
+        ),
+        (
+            Lang::Cpp,
+            "namespace n { struct S : B { void f() { g(h(i::j())); throw E(k()); } }; }\nvoid n::S::f2() { auto p = new T(u()); }\n",
+        ),
+        (
+            Lang::TypeScript,
+            "class C extends D implements I { m() { a(b(c.d())); throw new E(f()); } }\n",
+        ),
+    ];
+    for (lang, src) in nested {
+        sources.push((lang, "inline".into(), src.into()));
+    }
+    let depth = 3_000;
+    let calls: String = (0..depth).map(|i| format!("c{i}(")).collect();
+    sources.push((
+        Lang::Python,
+        "deep".into(),
+        format!("x = {calls}1{}\n", ")".repeat(depth)),
+    ));
+    for (lang, name, src) in &sources {
+        let tree = parse_tree(*lang, src).expect("parsed");
+        let at_roots = facts_with(*lang, &tree, src, true);
+        let whole = facts_with(*lang, &tree, src, false);
+        assert_eq!(at_roots, whole, "{name}");
+    }
+    // The comparison is not vacuous: the deep source alone has one (distinct) call per level.
+    let deep = sources
+        .last()
+        .map(|(l, _, s)| parse_file(*l, s))
+        .unwrap_or_default();
+    assert_eq!(deep.refs.len(), depth);
+}
+
+/// The same on a real codebase: the installed Python standard library, whose files chain calls on one line
+/// (`s.replace(a, b).replace(c, d)`), which the query reports in another order when it runs at the roots.
+#[test]
+fn query_at_pattern_roots_equals_whole_tree_on_the_standard_library() {
+    let stdlib = match std::env::var("NANODEX_PYTHON_STDLIB") {
+        Ok(dir) => std::path::PathBuf::from(dir),
+        Err(_) => {
+            let out = std::process::Command::new("python3")
+                .args(["-c", "import sysconfig; print(sysconfig.get_paths()['stdlib'])"])
+                .output()
+                .expect("python3 must be installed (scripts/setup.sh installs it), or set NANODEX_PYTHON_STDLIB");
+            std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+        }
+    };
+    let mut sources = Vec::new();
+    for package in [
+        "json", "email", "asyncio", "xml", "http", "logging", "unittest",
+    ] {
+        sources_under(&stdlib.join(package), &mut sources);
+    }
+    assert!(
+        sources.len() > 100,
+        "too few sources under {}",
+        stdlib.display()
+    );
+    let mut chained = 0;
+    for (lang, name, src) in &sources {
+        let tree = parse_tree(*lang, src).expect("parsed");
+        let at_roots = facts_with(*lang, &tree, src, true);
+        assert_eq!(at_roots, facts_with(*lang, &tree, src, false), "{name}");
+        chained += at_roots
+            .refs
+            .windows(2)
+            .filter(|w| {
+                (w[0].line, &w[0].name) == (w[1].line, &w[1].name) && w[0].receiver != w[1].receiver
+            })
+            .count();
+    }
+    assert!(
+        chained > 0,
+        "no chained calls: the order of matches was never tested"
+    );
+}
