@@ -25,10 +25,10 @@ static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// overrides them). One arena instead of one per core pair: training keeps freed pages (see `llm::keep_freed_pages`),
 /// and with several arenas each allocating thread kept its own high-water mark, so LoRA's peak RSS varied between
 /// 2.3 and 3.7 GB from run to run; with one arena it is 2.4-2.5 GB at the same speed. Thread caches still serve
-/// the small allocations without the lock; larger ones (up to 8000 objects of a size class, or 16 slabs' worth,
-/// instead of 200 or 2) go back to the shared arena less often: the parse threads' tree-sitter subtrees and facts
-/// are millions of small blocks, and on the JDK `extract --no-store` took 4% less CPU (6.10 against 6.37 s, medians
-/// of 5 on 2 cores; py 1.19 against 1.25 s) for 3-5 MB more peak RSS.
+/// the small allocations without the lock, and they are larger than the default (up to 8000 blocks of a size class
+/// or 16 slabs' worth, instead of 200 or 2 slabs' worth), so blocks go back to the shared arena less often: the
+/// parse threads' tree-sitter subtrees and facts are millions of small blocks, and on the JDK `extract --no-store` took 4% less CPU (6.10 against 6.37 s, medians
+/// of 5 on 2 cores; py 1.19 against 1.25 s) for 3-7 MB more peak RSS, up to 20 MB on a full build.
 #[allow(non_upper_case_globals)]
 #[unsafe(export_name = "_rjem_malloc_conf")]
 pub static malloc_conf: &[u8; 62] =
