@@ -33,8 +33,9 @@ use crate::error::ExtractError;
 use crate::progress::{Cancel, ProgressEvent, Sink};
 
 /// Version of the facts format and of the parsing rules; a cache written by another version is ignored.
-/// Bumped whenever `FileFacts` changes shape (2: configuration reads).
-const FACTS_VERSION: u32 = 2;
+/// Bumped whenever `FileFacts` changes shape or order (2: configuration reads; 3: references and locals in a total
+/// order, as the query runs at its pattern roots).
+const FACTS_VERSION: u32 = 3;
 /// Bytes inspected for NUL when deciding that a file is binary (as git does).
 const BINARY_SNIFF: usize = 8000;
 
