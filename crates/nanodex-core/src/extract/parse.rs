@@ -34,7 +34,7 @@ pub fn parse_file(lang: Lang, src: &str) -> FileFacts {
             ..FileFacts::default()
         };
     };
-    facts_from_tree(lang, &tree, src)
+    facts_with(lang, &tree, src, true)
 }
 
 fn parse_tree(lang: Lang, src: &str) -> Option<Tree> {
@@ -74,10 +74,6 @@ struct RawFacts<'t> {
     refs: Vec<(RefKind, Node<'t>, String, Option<String>)>,
     locals: Vec<(Node<'t>, String, String, bool)>,
     config: Vec<(ConfigKind, Node<'t>, String)>,
-}
-
-fn facts_from_tree(lang: Lang, tree: &Tree, src: &str) -> FileFacts {
-    facts_with(lang, tree, src, true)
 }
 
 /// The facts of a parsed file. With `at_roots` (and a query whose pattern roots are known), the query runs only at

@@ -186,18 +186,11 @@ fn pattern_roots(language: &Language, query: &Query, src: &str) -> Option<Vec<bo
         if id == 0 || !language.node_kind_is_visible(id) || language.node_kind_is_supertype(id) {
             return None;
         }
-        // Aliases give one kind name several ids; a pattern matches them all.
-        let mut found = false;
+        // Aliases give one kind name several ids (`id` among them); a pattern matches them all.
         for (other, root) in roots.iter_mut().enumerate() {
             let other = other as u16;
-            if language.node_kind_is_named(other) && language.node_kind_for_id(other) == Some(name)
-            {
-                *root = true;
-                found = true;
-            }
-        }
-        if !found {
-            return None;
+            *root |= language.node_kind_is_named(other)
+                && language.node_kind_for_id(other) == Some(name);
         }
     }
     Some(roots)
