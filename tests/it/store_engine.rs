@@ -1,5 +1,7 @@
 //! The storage engine under the on-disk graph (SurrealKV), driven directly. nanodex builds a patched copy
-//! (`vendor/surrealkv`, see its `PATCHES.md`); both tests fail against the unpatched crate.
+//! (`vendor/surrealkv`, see its `PATCHES.md`). The tests of patches 1-5 fail against the crate without their
+//! patch; patch 6 only removes copies, so its two tests check that what it rewrote (filters built from key
+//! hashes, values read in place while flushing) gives what the release gave.
 //! - Range scans that run while memtables are flushed and level-0 tables compacted must not deadlock.
 //!   SurrealKV 0.21.4 takes the immutable-memtable lock before the level manifest when a scan collects its
 //!   state, while a compaction's manifest update takes them the other way round (a scan or write then stops
@@ -461,4 +463,105 @@ fn a_large_compaction_writes_one_table_per_core_over_disjoint_key_ranges() {
         "level 1 was rewritten: {tables:?} -> {after:?}"
     );
     check(&expected);
+}
+
+/// Patch 6: a table writer keeps a 4-byte hash per key for the table's bloom filter instead of a copy of the
+/// key. The filter built from the hashes must be the filter built from the keys (same bytes, so tables written
+/// before and after read alike); a wrong one makes point reads miss keys.
+#[test]
+fn table_filters_from_key_hashes_equal_filters_from_keys() {
+    let policy = surrealkv::Options::default()
+        .filter_policy
+        .expect("SurrealKV's default options have a bloom filter");
+    // Key lengths 0..=40 cover every tail length of the hash's 4-byte steps.
+    let keys: Vec<Vec<u8>> = (0..10_000u32)
+        .map(|i| {
+            format!("/*nanodex*g1*function*{i:08}*{:x<20}", "").as_bytes()[..(i % 41) as usize]
+                .to_vec()
+        })
+        .chain((0..10_000u32).map(|i| format!("/*nanodex*g1*calls*{i:08}").into_bytes()))
+        .collect();
+    let hashes: Vec<u32> = keys
+        .iter()
+        .map(|k| policy.key_hash(k).expect("the default policy hashes keys"))
+        .collect();
+    let filter = policy.create_filter_from_hashes(&hashes);
+    assert_eq!(filter, policy.create_filter(&keys), "same filter bytes");
+    assert!(keys.iter().all(|k| policy.may_contain(&filter, k)));
+    let false_positives = (0..10_000)
+        .filter(|i| policy.may_contain(&filter, format!("/*absent*{i:08}").as_bytes()))
+        .count();
+    // 10 bits per key: about 1%.
+    assert!(
+        false_positives < 500,
+        "{false_positives} of 10,000 absent keys pass the filter"
+    );
+}
+
+/// Patch 6 reads each value in place while a memtable is flushed (the release copied it twice): values above
+/// the value-log threshold move to the value log, smaller ones stay in the table, and both read back after the
+/// flush, by point reads and by a scan, also after a compaction has rewritten the tables.
+#[test]
+fn flushed_values_read_back_from_the_table_and_the_value_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let kv = dir.path().join("kv");
+    let rt = crate::rt();
+    let open = || {
+        rt.block_on(async {
+            TreeBuilder::new()
+                .with_path(kv.clone())
+                .with_max_memtable_size(SMALL_MEMTABLE)
+                .with_enable_vlog(true)
+                .with_vlog_value_threshold(100)
+                .build()
+                .expect("tree opens")
+        })
+    };
+    let value = |i: usize, s: usize| -> Vec<u8> {
+        let len = if i % 3 == 0 { 500 + i % 7 } else { 10 + i % 50 };
+        (0..len).map(|j| (i * 31 + j * 7 + s) as u8).collect()
+    };
+    let mut expected = std::collections::BTreeMap::new();
+    // Four sessions, each closed (flushed): the fourth close compacts level 0.
+    for s in 0..4 {
+        let tree = open();
+        let mut txn = tree.begin().expect("write transaction");
+        for i in (s..2_000).step_by(2) {
+            let key = format!("key{i:06}");
+            txn.set(key.as_bytes(), &value(i, s)).expect("set");
+            expected.insert(key, value(i, s));
+        }
+        rt.block_on(txn.commit()).expect("commit");
+        rt.block_on(tree.close()).expect("close");
+        let tree = open();
+        let txn = tree.begin().expect("read transaction");
+        for (key, want) in &expected {
+            let got = txn.get(key.as_bytes()).expect("get");
+            assert_eq!(got.as_deref(), Some(want.as_slice()), "point read of {key}");
+        }
+        assert_eq!(
+            txn.get(b"key999999").expect("get"),
+            None,
+            "an absent key is absent"
+        );
+        let mut it = txn
+            .range(b"key".as_slice(), b"kez".as_slice())
+            .expect("range");
+        let mut scanned = Vec::new();
+        let mut ok = it.seek_first().expect("seek");
+        while ok {
+            scanned.push((
+                String::from_utf8(it.key().user_key().to_vec()).expect("utf-8 key"),
+                it.value().expect("value"),
+            ));
+            ok = it.next().expect("next");
+        }
+        drop(it);
+        drop(txn);
+        rt.block_on(tree.close()).expect("close");
+        assert!(
+            scanned.into_iter().eq(expected.clone()),
+            "a scan after session {s} finds every key with its last value"
+        );
+    }
 }

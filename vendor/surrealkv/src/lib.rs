@@ -667,6 +667,19 @@ pub trait FilterPolicy: Send + Sync {
 
 	/// Creates a filter based on given keys
 	fn create_filter(&self, keys: &[Vec<u8>]) -> Vec<u8>;
+
+	/// nanodex patch 6: a 32-bit hash of `key` from which [`FilterPolicy::create_filter_from_hashes`] builds
+	/// the same filter as [`FilterPolicy::create_filter`] over the keys, so a table writer keeps 4 bytes per
+	/// key instead of a copy of it. `None` (the default): the writer keeps the keys.
+	fn key_hash(&self, _key: &[u8]) -> Option<u32> {
+		None
+	}
+
+	/// The filter of the keys whose [`FilterPolicy::key_hash`]es are `hashes`. Called only when `key_hash`
+	/// returns `Some`.
+	fn create_filter_from_hashes(&self, _hashes: &[u32]) -> Vec<u8> {
+		unreachable!("create_filter_from_hashes without key_hash")
+	}
 }
 
 use std::ops::Bound;
@@ -852,10 +865,23 @@ impl InternalKey {
 	}
 
 	pub(crate) fn encode(&self) -> Vec<u8> {
-		let mut buf = self.user_key.clone();
+		// nanodex patch 6: sized once (cloning the user key and extending it reallocated every key).
+		let mut buf = Vec::with_capacity(self.encoded_len());
+		self.encode_into(&mut buf);
+		buf
+	}
+
+	/// Appends the encoded key to `buf` (nanodex patch 6: the table writer reuses one buffer).
+	pub(crate) fn encode_into(&self, buf: &mut Vec<u8>) {
+		buf.extend_from_slice(&self.user_key);
 		buf.extend_from_slice(&self.trailer.to_be_bytes());
 		buf.extend_from_slice(&self.timestamp.to_be_bytes());
-		buf
+	}
+
+	/// Length of [`InternalKey::encode`]'s output: the user key, the trailer and the timestamp.
+	#[inline]
+	pub(crate) fn encoded_len(&self) -> usize {
+		self.user_key.len() + 16
 	}
 
 	#[inline]

@@ -261,6 +261,15 @@ impl ValueLocation {
 		Ok(())
 	}
 
+	/// The meta byte and the value of an encoded ValueLocation, without copying the value (nanodex patch 6).
+	/// Fails where [`ValueLocation::decode`] fails: on fewer than the two header bytes.
+	pub(crate) fn split_encoded(data: &[u8]) -> Result<(u8, &[u8])> {
+		match data {
+			[meta, _version, value @ ..] => Ok((*meta, value)),
+			_ => Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into()),
+		}
+	}
+
 	/// Decodes a ValueLocation from bytes
 	pub(crate) fn decode(data: &[u8]) -> Result<Self> {
 		let mut cursor = Cursor::new(data);

@@ -12,7 +12,7 @@ use crate::lsm::{cleanup_vlog_and_index, CoreInner};
 use crate::memtable::ImmutableMemtables;
 use crate::snapshot::SnapshotTracker;
 use crate::sstable::index_block::IndexIterator;
-use crate::sstable::table::{IndexType, Table, TableWriter};
+use crate::sstable::table::{IndexType, Table, TableWriter, TABLE_WRITE_BUFFER};
 use crate::vfs::File;
 use crate::vlog::VLog;
 use crate::{Comparator, InternalKey, InternalKeyRange, Options as LSMOptions};
@@ -209,7 +209,8 @@ impl Compactor {
 		merge_iter: Vec<BoxedLSMIterator<'_>>,
 		input: &CompactionInput,
 	) -> Result<bool> {
-		let file = SysFile::create(path)?;
+		// nanodex patch 6: buffered, as a memtable flush.
+		let file = std::io::BufWriter::with_capacity(TABLE_WRITE_BUFFER, SysFile::create(path)?);
 		let mut writer =
 			TableWriter::new(file, table_id, Arc::clone(&self.options.lopts), input.target_level);
 

@@ -1,4 +1,6 @@
+use std::borrow::Cow;
 use std::fs::File as SysFile;
+use std::io::BufWriter;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -11,9 +13,9 @@ use skiplist::{Compare, Error as SkiplistError, Skiplist, SkiplistIterator};
 
 use crate::batch::Batch;
 use crate::error::Result;
-use crate::sstable::table::{Table, TableWriter};
+use crate::sstable::table::{Table, TableWriter, TABLE_WRITE_BUFFER};
 use crate::vfs::File;
-use crate::vlog::{VLog, ValueLocation};
+use crate::vlog::{VLog, ValueLocation, BIT_VALUE_POINTER};
 use crate::{InternalKey, InternalKeyRef, LSMIterator, Options, Value, INTERNAL_KEY_SEQ_NUM_MAX};
 
 /// Encoded bplustree entries: Vec of (encoded_key, encoded_value) pairs.
@@ -324,7 +326,8 @@ impl MemTable {
 		let mut bptree_entries = Vec::new();
 
 		{
-			let file = SysFile::create(&table_file_path)?;
+			// nanodex patch 6: buffered (the writer makes three writes per block: data, type byte, checksum).
+			let file = BufWriter::with_capacity(TABLE_WRITE_BUFFER, SysFile::create(&table_file_path)?);
 			let mut table_writer = TableWriter::new(file, table_id, Arc::clone(&lsm_opts), 0); // Memtables always flush to L0
 
 			let mut iter = self.iter();
@@ -337,7 +340,7 @@ impl MemTable {
 				let sst_value = maybe_separate_to_vlog(raw_encoded, &key, vlog, vlog_threshold)?;
 
 				if collect_bptree_entries {
-					bptree_entries.push((key.encode(), sst_value.clone()));
+					bptree_entries.push((key.encode(), sst_value.to_vec()));
 				}
 
 				table_writer.add(key, &sst_value)?;
@@ -390,35 +393,36 @@ impl MemTable {
 
 /// During flush, decide whether to separate a value to VLog or keep inline in SST.
 /// Handles backward compat: entries already containing VLog pointers pass through.
-fn maybe_separate_to_vlog(
-	encoded_value: &[u8],
+/// nanodex patch 6: an entry that stays as it is is borrowed; the release decoded every value into a new
+/// `Vec` and returned another copy of it.
+fn maybe_separate_to_vlog<'a>(
+	encoded_value: &'a [u8],
 	key: &InternalKey,
 	vlog: Option<&Arc<VLog>>,
 	vlog_threshold: usize,
-) -> Result<Vec<u8>> {
+) -> Result<Cow<'a, [u8]>> {
 	if encoded_value.is_empty() {
-		return Ok(encoded_value.to_vec());
+		return Ok(Cow::Borrowed(encoded_value));
 	}
 
-	let location = ValueLocation::decode(encoded_value)?;
+	let (meta, value) = ValueLocation::split_encoded(encoded_value)?;
 
 	// Already a VLog pointer (e.g. from pre-upgrade WAL recovery) — pass through
-	if location.is_value_pointer() {
-		return Ok(encoded_value.to_vec());
+	if meta & BIT_VALUE_POINTER != 0 {
+		return Ok(Cow::Borrowed(encoded_value));
 	}
 
 	// Separate large values to VLog
-	let value = &location.value;
 	if let Some(vlog) = vlog {
 		if value.len() > vlog_threshold {
 			let encoded_key = key.encode();
 			let pointer = vlog.append(&encoded_key, value)?;
-			return Ok(ValueLocation::with_pointer(pointer).encode());
+			return Ok(Cow::Owned(ValueLocation::with_pointer(pointer).encode()));
 		}
 	}
 
 	// Keep inline
-	Ok(encoded_value.to_vec())
+	Ok(Cow::Borrowed(encoded_value))
 }
 
 pub(crate) struct MemTableIterator<'a> {

@@ -84,7 +84,7 @@ use crate::sstable::filter_block::{FilterBlockReader, FilterBlockWriter};
 use crate::sstable::index_block::{Index, IndexIterator, IndexWriter};
 use crate::sstable::meta::TableMetadata;
 use crate::vfs::File;
-use crate::vlog::{ValueLocation, ValuePointer};
+use crate::vlog::{ValueLocation, ValuePointer, BIT_VALUE_POINTER};
 use crate::{
 	Comparator,
 	CompressionType,
@@ -325,6 +325,9 @@ impl Footer {
 ///
 /// Index entry: separator="b" → DataBlock 1 handle
 /// ```
+/// Buffer size for a table file being written (nanodex patch 6).
+pub(crate) const TABLE_WRITE_BUFFER: usize = 1 << 20;
+
 pub(crate) struct TableWriter<W: Write> {
 	writer: W,
 	opts: Arc<Options>,
@@ -350,6 +353,9 @@ pub(crate) struct TableWriter<W: Write> {
 
 	/// Comparator for internal keys
 	internal_cmp: Arc<dyn Comparator>,
+
+	/// nanodex patch 6: the encoded key of the entry being added, one buffer for the whole table.
+	key_buf: Vec<u8>,
 
 	/// Minimum vlog file_id seen across all ValuePointers in this SST.
 	/// Used to track which vlog files this SST references.
@@ -392,6 +398,7 @@ impl<W: Write> TableWriter<W> {
 			partitioned_index: IndexWriter::new(Arc::clone(&opts), opts.index_partition_size),
 			filter_block: fb,
 			internal_cmp: Arc::clone(&opts.internal_comparator) as Arc<dyn Comparator>,
+			key_buf: Vec::new(),
 			min_vlog_file_id: None,
 		}
 	}
@@ -409,7 +416,10 @@ impl<W: Write> TableWriter<W> {
 	/// 4. Add key-value to current block
 	pub(crate) fn add(&mut self, key: InternalKey, val: &[u8]) -> Result<()> {
 		assert!(self.data_block.is_some());
-		let enc_key = key.encode();
+		// nanodex patch 6: encoded into the writer's buffer (taken for the call, put back at the end).
+		let mut enc_key = std::mem::take(&mut self.key_buf);
+		enc_key.clear();
+		key.encode_into(&mut enc_key);
 
 		// Validate ascending order
 		if !self.prev_block_last_key.is_empty() {
@@ -427,9 +437,10 @@ impl<W: Write> TableWriter<W> {
 		}
 
 		// Track minimum vlog file_id if value is a vlog pointer
-		if let Ok(location) = ValueLocation::decode(val) {
-			if location.is_value_pointer() {
-				if let Ok(pointer) = ValuePointer::decode(&location.value) {
+		// nanodex patch 6: read in place (the release decoded a copy of every value).
+		if let Ok((meta, value)) = ValueLocation::split_encoded(val) {
+			if meta & BIT_VALUE_POINTER != 0 {
+				if let Ok(pointer) = ValuePointer::decode(value) {
 					let file_id = pointer.file_id;
 					self.min_vlog_file_id =
 						Some(self.min_vlog_file_id.map_or(file_id, |min| min.min(file_id)));
@@ -455,6 +466,9 @@ impl<W: Write> TableWriter<W> {
 		// Add to data block
 		dblock.add(&enc_key, val)?;
 
+		self.key_buf = enc_key;
+		// The table's largest key so far: moved in, where the release cloned every key.
+		self.meta.set_largest_point_key(key);
 		Ok(())
 	}
 
@@ -627,7 +641,7 @@ impl<W: Write> TableWriter<W> {
 		if self.meta.smallest_point.is_none() {
 			self.meta.set_smallest_point_key(key.clone());
 		}
-		self.meta.set_largest_point_key(key.clone());
+		// nanodex patch 6: the largest key is set by `add`, which owns the key.
 
 		let props = &mut self.meta.properties;
 		props.num_entries += 1;
@@ -651,7 +665,7 @@ impl<W: Write> TableWriter<W> {
 			}
 		}
 		props.key_count += 1;
-		props.data_size += (key.encode().len() + value.len()) as u64;
+		props.data_size += (key.encoded_len() + value.len()) as u64;
 	}
 }
 
