@@ -518,7 +518,11 @@ fn flushed_values_read_back_from_the_table_and_the_value_log() {
         })
     };
     let value = |i: usize, s: usize| -> Vec<u8> {
-        let len = if i % 3 == 0 { 500 + i % 7 } else { 10 + i % 50 };
+        let len = if i.is_multiple_of(3) {
+            500 + i % 7
+        } else {
+            10 + i % 50
+        };
         (0..len).map(|j| (i * 31 + j * 7 + s) as u8).collect()
     };
     let mut expected = std::collections::BTreeMap::new();
@@ -528,7 +532,7 @@ fn flushed_values_read_back_from_the_table_and_the_value_log() {
         let mut txn = tree.begin().expect("write transaction");
         for i in (s..2_000).step_by(2) {
             let key = format!("key{i:06}");
-            txn.set(key.as_bytes(), &value(i, s)).expect("set");
+            txn.set(key.as_bytes(), value(i, s)).expect("set");
             expected.insert(key, value(i, s));
         }
         rt.block_on(txn.commit()).expect("commit");
