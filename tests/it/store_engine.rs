@@ -27,14 +27,13 @@ fn range_scans_during_flushes_and_compactions_do_not_deadlock() {
     let dir = tempfile::tempdir().unwrap();
     // The engine's flush and compaction tasks run on this runtime.
     let rt = crate::rt();
-    let tree = rt.block_on(async {
+    let tree = build_tree(
+        &rt,
         TreeBuilder::new()
             .with_path(dir.path().join("kv"))
             // A tiny memtable: a flush every few transactions, a level-0 compaction every fourth flush.
-            .with_max_memtable_size(64 * 1024)
-            .build()
-            .expect("tree opens")
-    });
+            .with_max_memtable_size(64 * 1024),
+    );
     let tree = Arc::new(tree);
     let stop = Arc::new(AtomicBool::new(false));
     // Operations finished by each thread: the writer first, then the readers.
@@ -154,16 +153,15 @@ fn compaction_child() {
     let kv = dir.path().join("kv");
     let rt = crate::rt();
     let open = || {
-        rt.block_on(async {
+        build_tree(
+            &rt,
             TreeBuilder::new()
                 .with_path(kv.clone())
                 .with_max_memtable_size(MEMTABLE)
                 .with_block_cache_capacity(CACHE)
                 // This test measures a compaction that an open store runs in the background.
-                .with_compact_on_close(false)
-                .build()
-                .expect("tree opens")
-        })
+                .with_compact_on_close(false),
+        )
     };
     // Four sessions of overlapping keys, each closed with its memtable flushed: four level-0 tables, the
     // number at which SurrealKV compacts level 0 (it checks when a store opens).
@@ -233,16 +231,20 @@ const SMALL_MEMTABLE: usize = 4 << 20;
 /// The engine's default fewest input bytes of one subcompaction.
 const SUBCOMPACTION: u64 = 32 << 20;
 
+/// Opens the tree that `builder` describes.
+fn build_tree(rt: &tokio::runtime::Runtime, builder: TreeBuilder) -> surrealkv::Tree {
+    rt.block_on(async { builder.build().expect("tree opens") })
+}
+
 /// Opens the tree at `kv` with engine defaults but a 4 MiB memtable and subcompactions of at least `sub` bytes.
 fn open_tree(rt: &tokio::runtime::Runtime, kv: &Path, sub: u64) -> surrealkv::Tree {
-    rt.block_on(async {
+    build_tree(
+        rt,
         TreeBuilder::new()
             .with_path(kv.to_path_buf())
             .with_max_memtable_size(SMALL_MEMTABLE)
-            .with_subcompaction_min_bytes(sub)
-            .build()
-            .expect("tree opens")
-    })
+            .with_subcompaction_min_bytes(sub),
+    )
 }
 
 /// One session: opens the tree, writes `sets` and deletes `deletes` in one transaction, and closes the tree (its
@@ -309,6 +311,14 @@ fn four_large_sessions_contents() -> std::collections::BTreeMap<String, Vec<u8>>
 fn contents(rt: &tokio::runtime::Runtime, kv: &Path, sub: u64) -> Vec<(String, Vec<u8>)> {
     let tree = open_tree(rt, kv, sub);
     let txn = tree.begin().expect("read transaction");
+    let out = scan(&txn);
+    drop(txn);
+    rt.block_on(tree.close()).expect("close");
+    out
+}
+
+/// Every `key…` key in order, with its value, as `txn` sees them.
+fn scan(txn: &surrealkv::Transaction) -> Vec<(String, Vec<u8>)> {
     let mut it = txn
         .range(b"key".as_slice(), b"kez".as_slice())
         .expect("range");
@@ -321,9 +331,6 @@ fn contents(rt: &tokio::runtime::Runtime, kv: &Path, sub: u64) -> Vec<(String, V
         ));
         ok = it.next().expect("next");
     }
-    drop(it);
-    drop(txn);
-    rt.block_on(tree.close()).expect("close");
     out
 }
 
@@ -507,15 +514,14 @@ fn flushed_values_read_back_from_the_table_and_the_value_log() {
     let kv = dir.path().join("kv");
     let rt = crate::rt();
     let open = || {
-        rt.block_on(async {
+        build_tree(
+            &rt,
             TreeBuilder::new()
                 .with_path(kv.clone())
                 .with_max_memtable_size(SMALL_MEMTABLE)
                 .with_enable_vlog(true)
-                .with_vlog_value_threshold(100)
-                .build()
-                .expect("tree opens")
-        })
+                .with_vlog_value_threshold(100),
+        )
     };
     let value = |i: usize, s: usize| -> Vec<u8> {
         let len = if i.is_multiple_of(3) {
@@ -548,19 +554,7 @@ fn flushed_values_read_back_from_the_table_and_the_value_log() {
             None,
             "an absent key is absent"
         );
-        let mut it = txn
-            .range(b"key".as_slice(), b"kez".as_slice())
-            .expect("range");
-        let mut scanned = Vec::new();
-        let mut ok = it.seek_first().expect("seek");
-        while ok {
-            scanned.push((
-                String::from_utf8(it.key().user_key().to_vec()).expect("utf-8 key"),
-                it.value().expect("value"),
-            ));
-            ok = it.next().expect("next");
-        }
-        drop(it);
+        let scanned = scan(&txn);
         drop(txn);
         rt.block_on(tree.close()).expect("close");
         assert!(
