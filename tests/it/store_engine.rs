@@ -24,16 +24,10 @@ const STUCK: Duration = Duration::from_secs(30);
 
 #[test]
 fn range_scans_during_flushes_and_compactions_do_not_deadlock() {
-    let dir = tempfile::tempdir().unwrap();
-    // The engine's flush and compaction tasks run on this runtime.
-    let rt = crate::rt();
-    let tree = build_tree(
-        &rt,
-        TreeBuilder::new()
-            .with_path(dir.path().join("kv"))
-            // A tiny memtable: a flush every few transactions, a level-0 compaction every fourth flush.
-            .with_max_memtable_size(64 * 1024),
-    );
+    // The engine's flush and compaction tasks run on `rt`.
+    let (_dir, kv, rt) = new_store();
+    // A tiny memtable: a flush every few transactions, a level-0 compaction every fourth flush.
+    let tree = build_tree(&rt, store_at(&kv, 64 * 1024));
     let tree = Arc::new(tree);
     let stop = Arc::new(AtomicBool::new(false));
     // Operations finished by each thread: the writer first, then the readers.
@@ -149,15 +143,11 @@ fn sst_files(kv: &Path) -> Vec<(String, u64)> {
 
 fn compaction_child() {
     use std::sync::atomic::Ordering::Relaxed;
-    let dir = tempfile::tempdir().unwrap();
-    let kv = dir.path().join("kv");
-    let rt = crate::rt();
+    let (_dir, kv, rt) = new_store();
     let open = || {
         build_tree(
             &rt,
-            TreeBuilder::new()
-                .with_path(kv.clone())
-                .with_max_memtable_size(MEMTABLE)
+            store_at(&kv, MEMTABLE)
                 .with_block_cache_capacity(CACHE)
                 // This test measures a compaction that an open store runs in the background.
                 .with_compact_on_close(false),
@@ -231,6 +221,25 @@ const SMALL_MEMTABLE: usize = 4 << 20;
 /// The engine's default fewest input bytes of one subcompaction.
 const SUBCOMPACTION: u64 = 32 << 20;
 
+/// A new store's folder (kept while the guard lives), the store's path in it, and the runtime its flush and
+/// compaction tasks run on.
+fn new_store() -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    tokio::runtime::Runtime,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let kv = dir.path().join("kv");
+    (dir, kv, crate::rt())
+}
+
+/// The store at `kv` with engine defaults but a memtable of `memtable` bytes; each test adds its options.
+fn store_at(kv: &Path, memtable: usize) -> TreeBuilder {
+    TreeBuilder::new()
+        .with_path(kv.to_path_buf())
+        .with_max_memtable_size(memtable)
+}
+
 /// Opens the tree that `builder` describes.
 fn build_tree(rt: &tokio::runtime::Runtime, builder: TreeBuilder) -> surrealkv::Tree {
     rt.block_on(async { builder.build().expect("tree opens") })
@@ -240,10 +249,7 @@ fn build_tree(rt: &tokio::runtime::Runtime, builder: TreeBuilder) -> surrealkv::
 fn open_tree(rt: &tokio::runtime::Runtime, kv: &Path, sub: u64) -> surrealkv::Tree {
     build_tree(
         rt,
-        TreeBuilder::new()
-            .with_path(kv.to_path_buf())
-            .with_max_memtable_size(SMALL_MEMTABLE)
-            .with_subcompaction_min_bytes(sub),
+        store_at(kv, SMALL_MEMTABLE).with_subcompaction_min_bytes(sub),
     )
 }
 
@@ -279,9 +285,7 @@ fn four_large_sessions(
     tokio::runtime::Runtime,
     Vec<(String, u64)>,
 ) {
-    let dir = tempfile::tempdir().unwrap();
-    let kv = dir.path().join("kv");
-    let rt = crate::rt();
+    let (dir, kv, rt) = new_store();
     for s in 0..4u8 {
         let sets: Vec<(String, Vec<u8>)> = (0..5_000)
             .map(|i| (format!("key{i:06}-{s}"), vec![s; 400]))
@@ -510,15 +514,11 @@ fn table_filters_from_key_hashes_equal_filters_from_keys() {
 /// flush, by point reads and by a scan, also after a compaction has rewritten the tables.
 #[test]
 fn flushed_values_read_back_from_the_table_and_the_value_log() {
-    let dir = tempfile::tempdir().unwrap();
-    let kv = dir.path().join("kv");
-    let rt = crate::rt();
+    let (_dir, kv, rt) = new_store();
     let open = || {
         build_tree(
             &rt,
-            TreeBuilder::new()
-                .with_path(kv.clone())
-                .with_max_memtable_size(SMALL_MEMTABLE)
+            store_at(&kv, SMALL_MEMTABLE)
                 .with_enable_vlog(true)
                 .with_vlog_value_threshold(100),
         )
