@@ -8,6 +8,7 @@
 //! `SURREAL_SURREALKV_MAX_MEMTABLE_SIZE=134217728` for 128 MiB).
 
 use std::future::IntoFuture;
+use std::sync::{Arc, Weak};
 
 use surrealdb::Surreal;
 use surrealdb::engine::any::Any;
@@ -39,10 +40,11 @@ pub(super) const STORAGE_DEFAULTS: [(&str, &str); 2] = [
 /// A connection to the graph's SurrealDB.
 #[derive(Clone)]
 pub(super) enum Conn {
-    /// Embedded engine of this process. The SDK's engine holds the only datastore handle and shuts it down on
-    /// its runtime once the last connection is dropped (a handle of ours dropped off the runtime, as the desktop
-    /// app does, would make SurrealKV close without one).
-    Local(Surreal<Db>),
+    /// Embedded engine of this process. The SDK's engine holds the only strong datastore handle and shuts it
+    /// down on its runtime once the last connection is dropped (a handle of ours dropped off the runtime, as the
+    /// desktop app does, would make SurrealKV close without one). The weak handle reaches the datastore's own
+    /// transactions for [`bulk`](super::bulk) writes, upgraded only for the length of one.
+    Local(Surreal<Db>, Weak<Datastore>),
     /// A SurrealDB server.
     Remote(Surreal<Any>),
 }
@@ -64,10 +66,11 @@ pub(super) async fn open_local(path: &str) -> std::result::Result<Conn, String> 
     ds.check_version().await.map_err(|e| format!("{e:#}"))?;
     ds.bootstrap().await.map_err(|e| format!("{e:#}"))?;
     ds.start_maintenance_tasks();
+    let weak = Arc::downgrade(&ds);
     let db = Surreal::<Db>::unstable_from_datastore(ds, None)
         .await
         .map_err(|e| e.to_string())?;
-    Ok(Conn::Local(db))
+    Ok(Conn::Local(db, weak))
 }
 
 /// Connects to a SurrealDB server.
@@ -88,7 +91,7 @@ impl Conn {
     /// Selects namespace `ns` and database `db`.
     pub(super) async fn use_ns_db(&self, ns: &str, db: &str) -> Result<()> {
         match self {
-            Conn::Local(c) => c.use_ns(ns).use_db(db).await.map(|_| ()),
+            Conn::Local(c, _) => c.use_ns(ns).use_db(db).await.map(|_| ()),
             Conn::Remote(c) => c.use_ns(ns).use_db(db).await.map(|_| ()),
         }
     }
@@ -96,8 +99,16 @@ impl Conn {
     /// Selects database `db` in the current namespace.
     pub(super) async fn use_db(&self, db: &str) -> Result<()> {
         match self {
-            Conn::Local(c) => c.use_db(db).await.map(|_| ()),
+            Conn::Local(c, _) => c.use_db(db).await.map(|_| ()),
             Conn::Remote(c) => c.use_db(db).await.map(|_| ()),
+        }
+    }
+
+    /// The embedded datastore, while the connection holds it (`None` for a server).
+    pub(super) fn datastore(&self) -> Option<Arc<Datastore>> {
+        match self {
+            Conn::Local(_, ds) => ds.upgrade(),
+            Conn::Remote(_) => None,
         }
     }
 
@@ -114,7 +125,7 @@ impl Conn {
     /// once its last handle is gone; [`GraphStore::close`](super::GraphStore::close) waits for that.
     pub(super) fn close(self) {
         match self {
-            Conn::Local(db) => drop(db),
+            Conn::Local(db, _) => drop(db),
             Conn::Remote(db) => drop(db),
         }
     }
@@ -143,7 +154,7 @@ impl<'a> IntoFuture for Query<'a> {
     fn into_future(self) -> Self::IntoFuture {
         let Query { conn, sql, vars } = self;
         match conn {
-            Conn::Local(c) => c.query(sql).bind(Value::Object(vars)).into_future(),
+            Conn::Local(c, _) => c.query(sql).bind(Value::Object(vars)).into_future(),
             Conn::Remote(c) => c.query(sql).bind(Value::Object(vars)).into_future(),
         }
     }

@@ -29,6 +29,7 @@ use crate::fsutil::{FileLock, LockError, try_lock, write_atomic};
 use crate::progress::{ProgressEvent, Sink};
 
 mod brain;
+mod bulk;
 mod conn;
 pub use brain::Hit;
 use conn::Conn;
@@ -86,6 +87,9 @@ pub struct GraphStore {
     batch: usize,
     /// Statements in flight during a full write (at least 1).
     write_tasks: usize,
+    /// Whether a full write into the embedded datastore puts its records through [`bulk`] (the default) rather
+    /// than SurrealQL.
+    bulk: bool,
     /// Whether a full build replaces the store's directory (the embedded on-disk store) rather than switching
     /// databases inside it.
     rebuild_in_new_dir: bool,
@@ -698,6 +702,7 @@ impl GraphStore {
                 n => n,
             },
             max_incremental: MAX_INCREMENTAL_RECORDS,
+            bulk: true,
             rebuild_in_new_dir: cfg.store == Store::Workspace,
             current,
             state_path,
@@ -879,14 +884,31 @@ impl GraphStore {
     /// edge batches share one queue. Statements run as an import (`OPTION IMPORT`, as SurrealDB replays its own
     /// exports): SurrealDB then skips its per-record field processing (type coercion, relation-end checks), whose
     /// work [`check_edges`] and the rows' Rust types already did; indexes and graph keys are written as usual.
-    /// Dropping the future (cancel) aborts the embedded statements still running (a remote server finishes those
-    /// already sent, into the new database that never becomes current).
+    /// Into the embedded datastore, batches skip the query engine: [`bulk`] writes the keys and values those
+    /// statements write (`db_name` is the fresh database). Dropping the future (cancel) aborts the embedded
+    /// statements and transactions still running (a remote server finishes those already sent, into the new
+    /// database that never becomes current).
     async fn insert_batches(
         &self,
         graph: &CodeGraph,
         keyed: &Keyed,
+        db_name: &str,
         sink: &dyn Sink,
     ) -> Result<u64, GraphError> {
+        // The embedded datastore takes the batches straight into its transactions (see `bulk`).
+        let bulk = match self.db().datastore().filter(|_| self.bulk) {
+            Some(ds) => {
+                let target =
+                    bulk::target(&ds, &self.ns, db_name)
+                        .await
+                        .map_err(|e| GraphError::Db {
+                            context: "preparing the bulk write".into(),
+                            message: format!("{e:#}"),
+                        })?;
+                Some((ds, target))
+            }
+            None => None,
+        };
         let total = (graph.nodes.len() + graph.edges.len()) as u64;
         // (table, node indices, edge indices) per statement.
         let mut jobs: Vec<(&str, Vec<usize>, Vec<usize>)> = Vec::new();
@@ -936,8 +958,22 @@ impl GraphStore {
                 };
                 let db = self.db().clone();
                 let label = format!("{table} {what}");
+                let bulk = bulk.clone();
+                let table = table.to_string();
                 running.spawn(async move {
                     let n = rows.len();
+                    if let Some((ds, target)) = bulk {
+                        let written = if what == "edges" {
+                            bulk::write_edges(&ds, target, &table, rows).await
+                        } else {
+                            bulk::write_nodes(&ds, target, &table, rows).await
+                        };
+                        written.map_err(|e| GraphError::Db {
+                            context: format!("inserting {label}"),
+                            message: format!("{e:#}"),
+                        })?;
+                        return Ok((label, n));
+                    }
                     let res = db
                         .query(sql)
                         .bind(("rows", Value::Array(Array::from(rows))))
@@ -1032,7 +1068,7 @@ impl GraphStore {
             .and_then(|r| r.check())
             .map_err(GraphError::db("defining schema"))?;
         tracing::info!(db = %name, "writing graph");
-        let inserted = self.insert_batches(graph, keyed, sink).await?;
+        let inserted = self.insert_batches(graph, keyed, &name, sink).await?;
         // The state saved after the write is built from `keyed`, so an owned graph is not needed any more.
         release(graph);
         self.db()

@@ -461,3 +461,74 @@ fn only_surrealdb_s_echo_of_a_returned_error_is_dropped_from_the_log() {
         ]
     );
 }
+
+/// A full write through `bulk` leaves every key and value that SurrealQL's insert leaves for the same graph.
+#[test]
+fn bulk_writes_the_keys_and_values_of_surrealql_inserts() {
+    rt().block_on(async {
+        let graph = graph_of(&[
+            ("pkg/__init__.py", "from .core import load\nimport json\n"),
+            (
+                "pkg/core.py",
+                "class LoadError(ValueError):\n    pass\n\nclass Strict(LoadError):\n    pass\n\n\
+                 def parse(s):\n    raise LoadError(s)\n\ndef load(s):\n    parse(s)\n    return parse(s)\n",
+            ),
+            (
+                "src/A.java",
+                "package p;\nimport java.util.List;\npublic class A extends B implements I {\n  \
+                 void f() throws E { g(); }\n  void g() { throw new E(); }\n}\n",
+            ),
+            ("src/B.java", "package p;\npublic class B {}\n"),
+            ("src/I.java", "package p;\npublic interface I {}\n"),
+            ("src/E.java", "package p;\npublic class E extends Exception {}\n"),
+        ]);
+        let kinds: std::collections::BTreeSet<&str> = graph.edges.iter().map(|e| e.kind.as_str()).collect();
+        for kind in ["calls", "defined_in", "extends", "implements", "imports", "throws"] {
+            assert!(kinds.contains(kind), "the fixture has no {kind} edge: {kinds:?}");
+        }
+        let mut dumps = Vec::new();
+        for bulk in [false, true] {
+            let mut store = GraphStore::memory().await.unwrap();
+            // One statement at a time: SurrealDB hands out the nodes' index doc-ids in the order it writes them.
+            store.write_tasks = 1;
+            store.bulk = bulk;
+            let report = store.write(&graph, "/tmp/demo", false, &NoProgress).await.unwrap();
+            assert_eq!(report.inserted as usize, graph.nodes.len() + graph.edges.len());
+            let ds = store.db().datastore().unwrap();
+            let target = bulk::target(&ds, &store.ns, store.current.as_deref().unwrap()).await.unwrap();
+            dumps.push(bulk::dump(&ds, target).await.unwrap());
+            drop(ds);
+            store.close().await;
+        }
+        let (sql, bulk) = (&dumps[0], &dumps[1]);
+        let routes: std::collections::BTreeMap<&str, usize> =
+            sql.iter().fold(Default::default(), |mut m, (route, _, _)| {
+                *m.entry(*route).or_default() += 1;
+                m
+            });
+        // What SurrealDB writes for this graph: records, the edges' four graph keys, index entries and doc-ids.
+        let n = graph.edges.len();
+        assert_eq!(routes["/*{ns}*{db}*{tb}~{id}{dir}{foreign_table}{foreign_key}"], 2 * n, "{routes:#?}");
+        assert_eq!(
+            routes["/*{ns}*{db}*{tb}~{id}{dir}{foreign_table}{foreign_key}{target_table}{target_key}"],
+            2 * n,
+            "{routes:#?}"
+        );
+        let nodes = graph.nodes.len();
+        assert_eq!(routes["/*{ns}*{db}*{tb}+{ix}*{fd..}\\x03{id}"], 3 * nodes, "name, qname, path: {routes:#?}");
+        for mapping in ["!dj{id}", "!dd{doc_id}", "!di{id}"] {
+            assert_eq!(routes[format!("/*{{ns}}*{{db}}*{{tb}}{mapping}").as_str()], nodes, "{routes:#?}");
+        }
+        // (and `graph_state:current`)
+        assert_eq!(routes["/*{ns}*{db}*{tb}*{id}"], n + graph.nodes.len() + 1, "{routes:#?}");
+        let show = |k: &[u8]| String::from_utf8_lossy(k).into_owned();
+        // `graph_state:current` holds the time of its write.
+        let keep = |(_, k, _): &&(&str, Vec<u8>, Vec<u8>)| !show(k).contains("graph_state");
+        let (sql, bulk): (Vec<_>, Vec<_>) = (sql.iter().filter(keep).collect(), bulk.iter().filter(keep).collect());
+        for ((ra, ka, va), (_, kb, vb)) in sql.iter().zip(&bulk) {
+            assert_eq!(show(ka), show(kb), "first differing key");
+            assert_eq!(va, vb, "value of {} ({ra})", show(ka));
+        }
+        assert_eq!(sql.len(), bulk.len(), "key counts");
+    });
+}
