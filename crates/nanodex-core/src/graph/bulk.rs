@@ -174,6 +174,54 @@ fn stored(row: PublicValue) -> Value {
     v
 }
 
+/// Edge `edge`'s own graph key toward its end `end` (`dir`: `In` toward its `in`, `Out` toward its `out`).
+fn inner_key<'a>(t: Target, edge: &'a RecordId, dir: Dir, end: &'a RecordId) -> GraphKey<'a> {
+    GraphKey {
+        ns: t.ns,
+        db: t.db,
+        tb: Cow::Borrowed(&edge.table),
+        id: Cow::Borrowed(&edge.key),
+        dir,
+        foreign_table: Cow::Borrowed(&end.table),
+        foreign_key: Cow::Borrowed(&end.key),
+    }
+}
+
+/// The pointer key that vertex `from` holds for edge `edge`, whose far end is `to` (`dir`: `Out` on the edge's
+/// `in`, `In` on its `out`).
+fn pointer_key<'a>(
+    t: Target,
+    from: &'a RecordId,
+    dir: Dir,
+    edge: &'a RecordId,
+    to: &'a RecordId,
+) -> GraphPointerKey<'a> {
+    GraphPointerKey {
+        ns: t.ns,
+        db: t.db,
+        tb: Cow::Borrowed(&from.table),
+        id: Cow::Borrowed(&from.key),
+        dir,
+        foreign_table: Cow::Borrowed(&edge.table),
+        foreign_key: Cow::Borrowed(&edge.key),
+        target_table: Cow::Borrowed(&to.table),
+        target_key: Cow::Borrowed(&to.key),
+    }
+}
+
+/// Adds `rid`'s key to the keys of a batch seen so far, refusing a key that is not a string (nanodex's ids are
+/// strings) or one seen before.
+fn claim(seen: &mut HashSet<String>, rid: &RecordId) -> Result<()> {
+    let RecordIdKey::String(key) = &rid.key else {
+        bail!("row {rid:?}: the key is not a string");
+    };
+    ensure!(
+        seen.insert(key.as_str().to_owned()),
+        "{rid:?} appears twice"
+    );
+    Ok(())
+}
+
 /// The record id in field `name` of `row`.
 fn record_field<'a>(row: &'a Value, name: &str) -> Result<&'a RecordId> {
     match row {
@@ -212,54 +260,16 @@ pub(super) async fn write_edges(
                 }
             }
             ensure!(rid.table == tb, "edge row {rid:?} is not in table {table}");
-            let RecordIdKey::String(key) = &rid.key else {
-                bail!("edge row {rid:?}: the key is not a string");
-            };
-            ensure!(
-                seen.insert(key.as_str().to_owned()),
-                "edge {rid:?} appears twice"
-            );
+            claim(&mut seen, &rid)?;
             let (ns, db) = (t.ns, t.db);
-            let etl = GraphKey {
-                ns,
-                db,
-                tb: Cow::Borrowed(&rid.table),
-                id: Cow::Borrowed(&rid.key),
-                dir: Dir::In,
-                foreign_table: Cow::Borrowed(&l.table),
-                foreign_key: Cow::Borrowed(&l.key),
-            };
-            let etr = GraphKey {
-                ns,
-                db,
-                tb: Cow::Borrowed(&rid.table),
-                id: Cow::Borrowed(&rid.key),
-                dir: Dir::Out,
-                foreign_table: Cow::Borrowed(&r.table),
-                foreign_key: Cow::Borrowed(&r.key),
-            };
-            let ltr = GraphPointerKey {
-                ns,
-                db,
-                tb: Cow::Borrowed(&l.table),
-                id: Cow::Borrowed(&l.key),
-                dir: Dir::Out,
-                foreign_table: Cow::Borrowed(&rid.table),
-                foreign_key: Cow::Borrowed(&rid.key),
-                target_table: Cow::Borrowed(&r.table),
-                target_key: Cow::Borrowed(&r.key),
-            };
-            let rtl = GraphPointerKey {
-                ns,
-                db,
-                tb: Cow::Borrowed(&r.table),
-                id: Cow::Borrowed(&r.key),
-                dir: Dir::In,
-                foreign_table: Cow::Borrowed(&rid.table),
-                foreign_key: Cow::Borrowed(&rid.key),
-                target_table: Cow::Borrowed(&l.table),
-                target_key: Cow::Borrowed(&l.key),
-            };
+            let (etl, etr) = (
+                inner_key(t, &rid, Dir::In, &l),
+                inner_key(t, &rid, Dir::Out, &r),
+            );
+            let (ltr, rtl) = (
+                pointer_key(t, &l, Dir::Out, &rid, &r),
+                pointer_key(t, &r, Dir::In, &rid, &l),
+            );
             let live = AdjacencyValue::live();
             tx.set_key(&ltr, &live).await?;
             tx.set_key(&etl, &()).await?;
@@ -375,13 +385,7 @@ pub(super) async fn write_nodes(
             let data = stored(row);
             let rid = record_field(&data, "id")?.clone();
             ensure!(rid.table == tb, "node row {rid:?} is not in table {table}");
-            let RecordIdKey::String(key) = &rid.key else {
-                bail!("node row {rid:?}: the key is not a string");
-            };
-            ensure!(
-                seen.insert(key.as_str().to_owned()),
-                "node {rid:?} appears twice"
-            );
+            claim(&mut seen, &rid)?;
             let Value::Object(obj) = &data else {
                 bail!("node row is not an object");
             };
