@@ -25,8 +25,9 @@
 //! key and value it writes with what the query engine writes for the same rows.
 //!
 //! Records are written blind (`set`, where an `INSERT` reads first to refuse an existing id): the database is new
-//! and its writer holds the workspace lock, so only a duplicate in the rows themselves could collide, and both
-//! writers refuse those.
+//! and its writer holds the workspace lock, so only a duplicate id in the graph itself could collide. Resolution
+//! gives every node and edge a distinct id; [`claim`] checks that within each batch (a batch holds one table's
+//! rows), but a duplicate split across two batches of the same table would overwrite where SurrealQL refused.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
