@@ -49,10 +49,31 @@ pub(super) enum Conn {
     Remote(Surreal<Any>),
 }
 
+/// How an embedded store makes its commits durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Durability {
+    /// SurrealDB's default: a commit returns once its write-ahead log is on disk (commits waiting at the same
+    /// time share one fsync).
+    EachCommit,
+    /// Commits leave the log to the OS; the caller makes the store durable after closing it (`fsutil::sync_tree`)
+    /// before anything points at it. For a store that is thrown away unless it is finished: the `.next` store of a
+    /// full rebuild. On JDK java.base this saved 0.3 s of 5 s of writing: 800 fsyncs, and the two writers waiting
+    /// on the commit coordinator's thread for each.
+    AtClose,
+}
+
 /// Opens the embedded datastore at `path` (`memory` or `surrealkv://<absolute path>`).
-pub(super) async fn open_local(path: &str) -> std::result::Result<Conn, String> {
+pub(super) async fn open_local(
+    path: &str,
+    durability: Durability,
+) -> std::result::Result<Conn, String> {
+    let sync = match durability {
+        Durability::EachCommit => None,
+        Durability::AtClose => Some(("datastore_sync", "never")),
+    };
     let config = STORAGE_DEFAULTS
         .iter()
+        .chain(&sync)
         .fold(ConfigMap::empty(), |map, (k, v)| map.with_key_value(*k, *v))
         .join(ConfigMap::from_env());
     // As the SDK's own connect does: maintenance tasks start only after the version check and bootstrap, so a

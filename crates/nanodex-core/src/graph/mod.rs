@@ -525,8 +525,8 @@ fn embedded_endpoint(dir: &Path) -> String {
     format!("surrealkv://{}", abs.display())
 }
 
-async fn open_local(endpoint: &str) -> Result<Conn, GraphError> {
-    conn::open_local(endpoint)
+async fn open_local(endpoint: &str, durability: conn::Durability) -> Result<Conn, GraphError> {
+    conn::open_local(endpoint, durability)
         .await
         .map_err(|message| GraphError::Db {
             context: format!("opening {endpoint}"),
@@ -680,7 +680,7 @@ impl GraphStore {
                     .map_err(GraphError::db("signing in"))?;
                 db
             }
-            _ => open_local(&endpoint).await?,
+            _ => open_local(&endpoint, conn::Durability::EachCommit).await?,
         };
         let current = prepare(&db, &cfg.namespace).await?;
         // A writer reads the fingerprints of the last write while the caller parses.
@@ -1016,11 +1016,25 @@ impl GraphStore {
         info: &serde_json::Value,
         sink: &dyn Sink,
     ) -> Result<WriteReport, GraphError> {
-        if self.rebuild_in_new_dir && self.current.is_some() {
+        // A first build too: its commits then skip the per-commit fsync (see `conn::Durability`).
+        if self.rebuild_in_new_dir {
             return self
                 .rebuild_in_new_dir(graph, keyed, generation, info, sink)
                 .await;
         }
+        self.write_full_here(graph, keyed, generation, info, sink)
+            .await
+    }
+
+    /// A full build into a new graph database of the open store, which then becomes the current one.
+    async fn write_full_here(
+        &mut self,
+        graph: &mut Cow<'_, CodeGraph>,
+        keyed: &Keyed,
+        generation: u64,
+        info: &serde_json::Value,
+        sink: &dyn Sink,
+    ) -> Result<WriteReport, GraphError> {
         let name = format!("g{generation}");
         let old = self.current.clone();
         self.db()
@@ -1108,8 +1122,8 @@ impl GraphStore {
         })
     }
 
-    /// A full build over an existing embedded graph: written into a new store next to the live one
-    /// (`graph.db.next`), which then replaces it (see [`finish_swap`]). Removing the old graph's records inside
+    /// A full build into the workspace's embedded store (a first build too): written into a new store next to the
+    /// live one (`graph.db.next`), which then replaces it (see [`finish_swap`]). Removing the old graph's records inside
     /// the live store instead meant one transaction holding a tombstone per key (the JDK's 1.3M keys: 700 MiB
     /// peak) and files four times the graph's size until compaction caught up, at the cost of the next runs.
     async fn rebuild_in_new_dir(
@@ -1130,13 +1144,19 @@ impl GraphStore {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&next)(e)),
             _ => {}
         }
-        let fresh = open_local(&embedded_endpoint(&next)).await?;
+        let fresh = open_local(&embedded_endpoint(&next), conn::Durability::AtClose).await?;
         prepare(&fresh, &self.ns).await?;
         let live_db = self.db.replace(fresh);
         let live_current = self.current.take();
-        let written = Box::pin(self.write_full(graph, keyed, generation, info, sink)).await;
+        let written = Box::pin(self.write_full_here(graph, keyed, generation, info, sink)).await;
         let fresh = std::mem::replace(&mut self.db, live_db).expect("open");
         close_and_wait(fresh, &next).await;
+        // The new store's commits did not wait for the disk (`Durability::AtClose`): everything it wrote goes to
+        // disk before the marker can point at it.
+        let written = written.and_then(|report| {
+            crate::fsutil::sync_tree(&next).map_err(io(&next))?;
+            Ok(report)
+        });
         let report = match written {
             Ok(report) => report,
             Err(e) => {
@@ -1149,7 +1169,7 @@ impl GraphStore {
         close_and_wait(self.db.take().expect("open"), &live).await;
         write_atomic(&marker, b"replace graph.db with graph.db.next\n").map_err(io(&marker))?;
         finish_swap(&live).map_err(io(&live))?;
-        let db = open_local(&embedded_endpoint(&live)).await?;
+        let db = open_local(&embedded_endpoint(&live), conn::Durability::EachCommit).await?;
         self.current = prepare(&db, &self.ns).await?;
         self.db = Some(db);
         Ok(report)
