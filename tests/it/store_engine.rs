@@ -1,7 +1,8 @@
 //! The storage engine under the on-disk graph (SurrealKV), driven directly. nanodex builds a patched copy
 //! (`vendor/surrealkv`, see its `PATCHES.md`). The tests of patches 1-5 fail against the crate without their
-//! patch; patch 6 only removes copies, so its two tests check that what it rewrote (filters built from key
-//! hashes, values read in place while flushing) gives what the release gave.
+//! patch; patches 6 and 7 only remove work (copies; an fsync and a hash that nothing observes), so their tests
+//! check that what they rewrote (filters built from key hashes, values read in place while flushing, log
+//! rotations without an fsync, the commit oracle's map) gives what the release gave.
 //! - Range scans that run while memtables are flushed and level-0 tables compacted must not deadlock.
 //!   SurrealKV 0.21.4 takes the immutable-memtable lock before the level manifest when a scan collects its
 //!   state, while a compaction's manifest update takes them the other way round (a scan or write then stops
@@ -562,4 +563,57 @@ fn flushed_values_read_back_from_the_table_and_the_value_log() {
             "a scan after session {s} finds every key with its last value"
         );
     }
+}
+
+/// Patch 7: a store whose commits never ask for an fsync (SurrealDB's `sync=never`, the `.next` store of a
+/// full rebuild) hands a rotated log segment to the OS instead of fsyncing it under the memtable's write lock
+/// (the next sync asked for syncs it, if it still exists), and its commit oracle hashes its key fingerprints by
+/// identity. Neither changes what the store holds or refuses: everything written across several rotations
+/// reads back after a reopen, a sync after them succeeds, and of two transactions that write one key, the
+/// second to commit is refused.
+#[test]
+fn a_store_that_never_syncs_rotates_its_log_and_still_refuses_conflicting_writes() {
+    let (_dir, kv, rt) = new_store();
+    // 64 KiB memtables against about 1 MB written: a rotation (and a flush) every few commits.
+    let tree = build_tree(&rt, store_at(&kv, 64 * 1024));
+    let mut want = std::collections::BTreeMap::new();
+    for c in 0..40u8 {
+        let mut txn = tree.begin().expect("write transaction");
+        for i in 0..100 {
+            let (key, value) = (format!("key{c:03}-{i:03}"), vec![c; 200]);
+            txn.set(key.as_bytes(), &value).expect("set");
+            want.insert(key, value);
+        }
+        rt.block_on(txn.commit()).expect("commit");
+    }
+    // Rotations happened: a memtable was flushed into a table while the store was open.
+    let started = Instant::now();
+    while sst_files(&kv).is_empty() {
+        assert!(
+            started.elapsed() < STUCK,
+            "no memtable was flushed while the store was open"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The first sync asked for also syncs the rotated segments that still exist (the flushed ones are gone).
+    tree.flush_wal(true)
+        .expect("a sync after rotations that did not sync");
+    let (mut first, mut second) = (
+        tree.begin().expect("write transaction"),
+        tree.begin().expect("write transaction"),
+    );
+    first.set(b"key-shared", b"first").expect("set");
+    second.set(b"key-shared", b"second").expect("set");
+    rt.block_on(first.commit()).expect("the first commit");
+    let refused = rt.block_on(second.commit());
+    assert!(
+        matches!(refused, Err(surrealkv::Error::TransactionWriteConflict)),
+        "the second writer of a key committed after the first: {refused:?}"
+    );
+    want.insert("key-shared".to_string(), b"first".to_vec());
+    rt.block_on(tree.close()).expect("close");
+    let got: std::collections::BTreeMap<String, Vec<u8>> =
+        contents(&rt, &kv, SUBCOMPACTION).into_iter().collect();
+    assert_eq!(got.len(), want.len(), "keys after reopening");
+    assert!(got == want, "values after reopening differ");
 }

@@ -18,6 +18,7 @@
 //   times the average keys-per-commit.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use parking_lot::Mutex;
 use xxhash_rust::xxh3::xxh3_64;
@@ -34,13 +35,37 @@ fn fp(key: &[u8]) -> u64 {
 	xxh3_64(key)
 }
 
+/// nanodex patch 7: the map's keys are already xxh3 fingerprints, so it uses them as their own hash instead of
+/// running SipHash over them again (under the commit pipeline's `write_mutex`, for every key of every commit).
+#[derive(Default)]
+struct FingerprintHasher(u64);
+
+impl Hasher for FingerprintHasher {
+	fn finish(&self) -> u64 {
+		self.0
+	}
+
+	fn write(&mut self, bytes: &[u8]) {
+		// Only `u64` keys are hashed; fold anything else in byte by byte all the same.
+		for b in bytes {
+			self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+		}
+	}
+
+	fn write_u64(&mut self, n: u64) {
+		self.0 = n;
+	}
+}
+
+type FingerprintMap = HashMap<u64, u64, BuildHasherDefault<FingerprintHasher>>;
+
 pub(crate) struct CommitOracle {
 	inner: Mutex<OracleInner>,
 }
 
 struct OracleInner {
 	// xxh3_64(key) -> commit_seq of the most recent writer of that key.
-	recent_writes: HashMap<u64, u64>,
+	recent_writes: FingerprintMap,
 
 	// The smallest seq still represented in the map: every commit at
 	// `seq >= kept_since` is recorded. A txn with `start_seq < kept_since`
@@ -77,7 +102,7 @@ impl CommitOracle {
 	pub(crate) fn new() -> Self {
 		Self {
 			inner: Mutex::new(OracleInner {
-				recent_writes: HashMap::new(),
+				recent_writes: FingerprintMap::default(),
 				kept_since: 0,
 				commits_since_gc: 0,
 				#[cfg(debug_assertions)]

@@ -38,6 +38,16 @@ pub struct Wal {
 
 	/// A flag indicating whether the WAL instance is closed or not.
 	closed: bool,
+
+	/// nanodex patch 7: whether anyone has asked this WAL for an fsync (`sync`, `WalManager::sync`). A store
+	/// that never does (SurrealDB's `sync=never`) leaves its log to the OS, and a rotation then hands the old
+	/// segment to the OS too instead of fsyncing it under the memtable's write lock.
+	sync_requested: bool,
+
+	/// nanodex patch 7: the log numbers of segments rotated out without an fsync (before any was asked for).
+	/// The next fsync asked for syncs those that still exist first, so a sync covers every earlier commit
+	/// whichever segment it went to (a segment flushed into a table has been deleted and needs none).
+	unsynced_segments: Vec<u64>,
 }
 
 impl Wal {
@@ -65,6 +75,8 @@ impl Wal {
 			dir: dir.to_path_buf(),
 			opts,
 			closed: false,
+			sync_requested: false,
+			unsynced_segments: Vec::new(),
 		})
 	}
 
@@ -128,6 +140,8 @@ impl Wal {
 			dir: dir.to_path_buf(),
 			opts,
 			closed: false,
+			sync_requested: false,
+			unsynced_segments: Vec::new(),
 		})
 	}
 
@@ -350,7 +364,27 @@ impl Wal {
 		if self.closed {
 			return Ok(());
 		}
+		self.sync_rotated_segments()?;
 		self.active_writer.sync()
+	}
+
+	/// nanodex patch 7: marks this WAL as one that is asked for fsyncs, and fsyncs the segments rotated out
+	/// without one that still exist (oldest first; one that fails stays listed).
+	fn sync_rotated_segments(&mut self) -> Result<()> {
+		self.sync_requested = true;
+		let extension = self.opts.file_extension.as_deref().unwrap_or("wal");
+		while let Some(&log_number) = self.unsynced_segments.first() {
+			let path = self.dir.join(segment_name(log_number, extension));
+			match File::open(&path) {
+				Ok(file) => file
+					.sync_all()
+					.map_err(|e| Error::IO(IOError::new(e.kind(), &e.to_string())))?,
+				Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+				Err(e) => return Err(Error::IO(IOError::new(e.kind(), &e.to_string()))),
+			}
+			self.unsynced_segments.remove(0);
+		}
+		Ok(())
 	}
 
 	/// Flushes buffered WAL data to OS cache (not to disk).
@@ -407,7 +441,15 @@ impl Wal {
 	pub(crate) fn rotate(&mut self) -> Result<u64> {
 		let old_log_number = self.active_log_number;
 
-		self.active_writer.sync()?;
+		// nanodex patch 7: a store that syncs gets the old segment on disk before the new one takes writes; one
+		// that has not asked for a sync (yet) gets its buffer handed to the OS, as each of its commits did, and
+		// the segment is synced with the next sync asked for, if any (see `sync_rotated_segments`).
+		if self.sync_requested {
+			self.active_writer.sync()?;
+		} else {
+			self.active_writer.write_buffer()?;
+			self.unsynced_segments.push(old_log_number);
+		}
 
 		// Update the log number
 		self.active_log_number += 1;
@@ -425,7 +467,7 @@ impl Wal {
 			.map_err(|e| Error::IO(IOError::new(e.kind(), &e.to_string())))?;
 
 		log::info!(
-			"WAL rotated and fsynced: {:020} -> {:020}",
+			"WAL rotated: {:020} -> {:020}",
 			old_log_number,
 			self.active_log_number
 		);
@@ -466,6 +508,7 @@ impl WalManager {
 	pub(crate) fn sync(&self) -> Result<()> {
 		let sync_fd = {
 			let mut wal = self.inner.write();
+			wal.sync_rotated_segments()?;
 			wal.flush()?;
 			wal.sync_fd()
 		};
