@@ -1008,6 +1008,9 @@ impl GraphStore {
         Ok(done)
     }
 
+    /// A full build into a new graph database, which then becomes the current one. Into the workspace's embedded
+    /// store (a first build too, whose commits then skip the per-commit fsync, see `conn::Durability`) that
+    /// database is in a new store next to the live one, which then replaces it ([`Self::open_next_store`]).
     async fn write_full(
         &mut self,
         graph: &mut Cow<'_, CodeGraph>,
@@ -1016,123 +1019,129 @@ impl GraphStore {
         info: &serde_json::Value,
         sink: &dyn Sink,
     ) -> Result<WriteReport, GraphError> {
-        // A first build too: its commits then skip the per-commit fsync (see `conn::Durability`).
-        if self.rebuild_in_new_dir {
-            return self
-                .rebuild_in_new_dir(graph, keyed, generation, info, sink)
-                .await;
-        }
-        self.write_full_here(graph, keyed, generation, info, sink)
-            .await
-    }
-
-    /// A full build into a new graph database of the open store, which then becomes the current one.
-    async fn write_full_here(
-        &mut self,
-        graph: &mut Cow<'_, CodeGraph>,
-        keyed: &Keyed,
-        generation: u64,
-        info: &serde_json::Value,
-        sink: &dyn Sink,
-    ) -> Result<WriteReport, GraphError> {
-        let name = format!("g{generation}");
-        let old = self.current.clone();
-        self.db()
-            .use_db("meta")
-            .await
-            .map_err(GraphError::db("selecting meta"))?;
-        // Remove leftovers of killed runs (any graph database that is not the current one).
-        let mut res = self
-            .db()
-            .query("INFO FOR NS")
-            .await
-            .map_err(GraphError::db("listing databases"))?;
-        let ns_info: Option<Value> = res.take(0).map_err(GraphError::db("listing databases"))?;
-        let existing: Vec<String> = ns_info
-            .map(to_json)
-            .and_then(|j| {
-                j.get("databases")
-                    .and_then(|d| d.as_object())
-                    .map(|d| d.keys().cloned().collect())
+        let live = if self.rebuild_in_new_dir {
+            Some(self.open_next_store().await?)
+        } else {
+            None
+        };
+        let written: Result<WriteReport, GraphError> = async {
+            let name = format!("g{generation}");
+            let old = self.current.clone();
+            self.db()
+                .use_db("meta")
+                .await
+                .map_err(GraphError::db("selecting meta"))?;
+            // Remove leftovers of killed runs (any graph database that is not the current one).
+            let mut res = self
+                .db()
+                .query("INFO FOR NS")
+                .await
+                .map_err(GraphError::db("listing databases"))?;
+            let ns_info: Option<Value> = res.take(0).map_err(GraphError::db("listing databases"))?;
+            let existing: Vec<String> = ns_info
+                .map(to_json)
+                .and_then(|j| {
+                    j.get("databases")
+                        .and_then(|d| d.as_object())
+                        .map(|d| d.keys().cloned().collect())
+                })
+                .unwrap_or_default();
+            for db_name in existing
+                .iter()
+                .filter(|d| d.starts_with('g') && Some(*d) != old.as_ref())
+            {
+                self.remove_db(db_name).await?;
+            }
+            self.db()
+                .query(format!("DEFINE DATABASE {name}"))
+                .await
+                .and_then(|r| r.check())
+                .map_err(GraphError::db("creating database"))?;
+            self.db()
+                .use_db(name.as_str())
+                .await
+                .map_err(GraphError::db("selecting new database"))?;
+            // One transaction: each of the 18 `DEFINE INDEX` statements otherwise commits on its own (schema 75-100 ms
+            // of a one-file build's store phase, 53-65 ms in one transaction).
+            self.db()
+                .query(format!(
+                    "BEGIN TRANSACTION;\n{}COMMIT TRANSACTION;",
+                    schema()
+                ))
+                .await
+                .and_then(|r| r.check())
+                .map_err(GraphError::db("defining schema"))?;
+            tracing::info!(db = %name, "writing graph");
+            let inserted = self.insert_batches(graph, keyed, &name, sink).await?;
+            // The state saved after the write is built from `keyed`, so an owned graph is not needed any more.
+            release(graph);
+            self.db()
+                .query("UPSERT graph_state:current CONTENT { generation: $generation, info: $info, written_at: time::now() } RETURN NONE")
+                .bind(("generation", generation as i64))
+                .bind(("info", info.clone()))
+                .await
+                .and_then(|r| r.check())
+                .map_err(GraphError::db("writing graph state"))?;
+            // The switch: one record update makes the new graph current.
+            self.db()
+                .use_db("meta")
+                .await
+                .map_err(GraphError::db("selecting meta"))?;
+            self.db()
+                .query("UPSERT state:current CONTENT { db: $db, generation: $generation } RETURN NONE")
+                .bind(("db", name.clone()))
+                .bind(("generation", generation as i64))
+                .await
+                .and_then(|r| r.check())
+                .map_err(GraphError::db("switching to the new graph"))?;
+            if let Some(old) = &old {
+                self.remove_db(old).await?;
+            }
+            self.db()
+                .use_db(name.as_str())
+                .await
+                .map_err(GraphError::db("selecting graph database"))?;
+            self.current = Some(name.clone());
+            Ok(WriteReport {
+                mode: "full".into(),
+                db: name,
+                inserted,
+                updated: 0,
+                deleted: 0,
+                timings_ms: BTreeMap::new(),
             })
-            .unwrap_or_default();
-        for db_name in existing
-            .iter()
-            .filter(|d| d.starts_with('g') && Some(*d) != old.as_ref())
-        {
-            self.remove_db(db_name).await?;
         }
-        self.db()
-            .query(format!("DEFINE DATABASE {name}"))
-            .await
-            .and_then(|r| r.check())
-            .map_err(GraphError::db("creating database"))?;
-        self.db()
-            .use_db(name.as_str())
-            .await
-            .map_err(GraphError::db("selecting new database"))?;
-        // One transaction: each of the 18 `DEFINE INDEX` statements otherwise commits on its own (schema 75-100 ms
-        // of a one-file build's store phase, 53-65 ms in one transaction).
-        self.db()
-            .query(format!(
-                "BEGIN TRANSACTION;\n{}COMMIT TRANSACTION;",
-                schema()
-            ))
-            .await
-            .and_then(|r| r.check())
-            .map_err(GraphError::db("defining schema"))?;
-        tracing::info!(db = %name, "writing graph");
-        let inserted = self.insert_batches(graph, keyed, &name, sink).await?;
-        // The state saved after the write is built from `keyed`, so an owned graph is not needed any more.
-        release(graph);
-        self.db()
-            .query("UPSERT graph_state:current CONTENT { generation: $generation, info: $info, written_at: time::now() } RETURN NONE")
-            .bind(("generation", generation as i64))
-            .bind(("info", info.clone()))
-            .await
-            .and_then(|r| r.check())
-            .map_err(GraphError::db("writing graph state"))?;
-        // The switch: one record update makes the new graph current.
-        self.db()
-            .use_db("meta")
-            .await
-            .map_err(GraphError::db("selecting meta"))?;
-        self.db()
-            .query("UPSERT state:current CONTENT { db: $db, generation: $generation } RETURN NONE")
-            .bind(("db", name.clone()))
-            .bind(("generation", generation as i64))
-            .await
-            .and_then(|r| r.check())
-            .map_err(GraphError::db("switching to the new graph"))?;
-        if let Some(old) = &old {
-            self.remove_db(old).await?;
+        .await;
+        match live {
+            Some(live) => self.swap_in_next_store(live, written).await,
+            None => written,
         }
-        self.db()
-            .use_db(name.as_str())
-            .await
-            .map_err(GraphError::db("selecting graph database"))?;
-        self.current = Some(name.clone());
-        Ok(WriteReport {
-            mode: "full".into(),
-            db: name,
-            inserted,
-            updated: 0,
-            deleted: 0,
-            timings_ms: BTreeMap::new(),
-        })
     }
 
-    /// A full build into the workspace's embedded store (a first build too): written into a new store next to the
-    /// live one (`graph.db.next`), which then replaces it (see [`finish_swap`]). Removing the old graph's records inside
-    /// the live store instead meant one transaction holding a tombstone per key (the JDK's 1.3M keys: 700 MiB
-    /// peak) and files four times the graph's size until compaction caught up, at the cost of the next runs.
-    async fn rebuild_in_new_dir(
+    /// Puts a new, empty store (`graph.db.next`) in the place of the workspace's live embedded store, for a full
+    /// build; [`Self::swap_in_next_store`] then makes it the live one (see [`finish_swap`]). Removing the old
+    /// graph's records inside the live store instead meant one transaction holding a tombstone per key (the JDK's
+    /// 1.3M keys: 700 MiB peak) and files four times the graph's size until compaction caught up, at the cost of
+    /// the next runs. Returns the live store's connection and current database, set aside.
+    async fn open_next_store(&mut self) -> Result<(Option<Conn>, Option<String>), GraphError> {
+        let (next, _, _) = swap_paths(&self.location);
+        match std::fs::remove_dir_all(&next) {
+            Err(cause) if cause.kind() != std::io::ErrorKind::NotFound => {
+                return Err(GraphError::Io { path: next, cause });
+            }
+            _ => {}
+        }
+        let fresh = open_local(&embedded_endpoint(&next), conn::Durability::AtClose).await?;
+        prepare(&fresh, &self.ns).await?;
+        Ok((self.db.replace(fresh), self.current.take()))
+    }
+
+    /// Closes the store of [`Self::open_next_store`] once `written` into, syncs it and makes it the live one; if
+    /// the write or the sync failed, throws it away and puts the live store that was set aside back.
+    async fn swap_in_next_store(
         &mut self,
-        graph: &mut Cow<'_, CodeGraph>,
-        keyed: &Keyed,
-        generation: u64,
-        info: &serde_json::Value,
-        sink: &dyn Sink,
+        (live_db, live_current): (Option<Conn>, Option<String>),
+        written: Result<WriteReport, GraphError>,
     ) -> Result<WriteReport, GraphError> {
         let live = self.location.clone();
         let (next, _, marker) = swap_paths(&live);
@@ -1140,15 +1149,6 @@ impl GraphStore {
             let path = path.to_path_buf();
             move |cause| GraphError::Io { path, cause }
         };
-        match std::fs::remove_dir_all(&next) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&next)(e)),
-            _ => {}
-        }
-        let fresh = open_local(&embedded_endpoint(&next), conn::Durability::AtClose).await?;
-        prepare(&fresh, &self.ns).await?;
-        let live_db = self.db.replace(fresh);
-        let live_current = self.current.take();
-        let written = Box::pin(self.write_full_here(graph, keyed, generation, info, sink)).await;
         let fresh = std::mem::replace(&mut self.db, live_db).expect("open");
         close_and_wait(fresh, &next).await;
         // The new store's commits did not wait for the disk (`Durability::AtClose`): everything it wrote goes to
