@@ -2,7 +2,8 @@
 //! (`vendor/surrealkv`, see its `PATCHES.md`). The tests of patches 1-5 fail against the crate without their
 //! patch; patches 6 and 7 only remove work (copies; an fsync and a hash that nothing observes), so their tests
 //! check that what they rewrote (filters built from key hashes, values read in place while flushing, log
-//! rotations without an fsync, the commit oracle's map) gives what the release gave.
+//! rotations without an fsync, the commit oracle's map) gives what the release gave. Patch 8 adds a bulk load
+//! (`Tree::ingest`), which its test drives.
 //! - Range scans that run while memtables are flushed and level-0 tables compacted must not deadlock.
 //!   SurrealKV 0.21.4 takes the immutable-memtable lock before the level manifest when a scan collects its
 //!   state, while a compaction's manifest update takes them the other way round (a scan or write then stops
@@ -616,4 +617,152 @@ fn a_store_that_never_syncs_rotates_its_log_and_still_refuses_conflicting_writes
         contents(&rt, &kv, SUBCOMPACTION).into_iter().collect();
     assert_eq!(got.len(), want.len(), "keys after reopening");
     assert!(got == want, "values after reopening differ");
+}
+
+/// Patch 8: `Tree::ingest` loads keys that arrive sorted into new tables of the bottom level, beside what the
+/// store holds (in its memtable and its tables): both read back (point reads and a scan, values inline and in the
+/// value log) before and after a reopen, a commit after the ingest overwrites an ingested key, and a second ingest
+/// after the first one's keys adds to it. Refused, with the store left as it was (no table file added): keys out
+/// of order, a key the store holds, a key the store deleted (its tombstone would hide the ingested value
+/// otherwise), and keys in the range of the bottom level's tables.
+#[test]
+fn an_ingest_loads_sorted_keys_beside_what_the_store_holds() {
+    let (_dir, kv, rt) = new_store();
+    let open = || {
+        build_tree(
+            &rt,
+            store_at(&kv, SMALL_MEMTABLE)
+                .with_enable_vlog(true)
+                .with_vlog_value_threshold(100),
+        )
+    };
+    let value = |i: usize| -> Vec<u8> {
+        let len = if i.is_multiple_of(5) {
+            300
+        } else {
+            20 + i % 40
+        };
+        (0..len).map(|j| (i * 13 + j) as u8).collect()
+    };
+    let mut want = std::collections::BTreeMap::new();
+    let tree = open();
+    // Committed first, interleaved with the keys ingested below: a key that stays, and one deleted again.
+    let mut txn = tree.begin().expect("write transaction");
+    for i in (0..20_000).step_by(10) {
+        let key = format!("key{i:06}-a");
+        txn.set(key.as_bytes(), b"committed").expect("set");
+        want.insert(key, b"committed".to_vec());
+    }
+    txn.set(b"key000500-d", b"deleted").expect("set");
+    rt.block_on(txn.commit()).expect("commit");
+    let mut txn = tree.begin().expect("write transaction");
+    txn.delete(b"key000500-d").expect("delete");
+    rt.block_on(txn.commit()).expect("commit");
+    let tables_before = sst_files(&kv).len();
+    // About 1.2 MB in tables of 256 KiB: several tables.
+    let mut ingest = tree
+        .ingest()
+        .expect("an ingest starts")
+        .with_table_bytes(256 << 10);
+    for i in 0..20_000 {
+        let key = format!("key{i:06}-b");
+        ingest.add(key.as_bytes(), &value(i)).expect("add");
+        want.insert(key, value(i));
+    }
+    // A finish that flushes the memtable schedules a log cleanup on the runtime, as a flush does.
+    let entered = rt.enter();
+    ingest.finish().expect("the ingest finishes");
+    drop(entered);
+    assert!(
+        sst_files(&kv).len() >= tables_before + 4,
+        "the ingest wrote several tables: {:?}",
+        sst_files(&kv)
+    );
+    let check = |tree: &surrealkv::Tree, want: &std::collections::BTreeMap<String, Vec<u8>>| {
+        let txn = tree.begin().expect("read transaction");
+        for i in (0..20_000).step_by(7) {
+            let key = format!("key{i:06}-b");
+            let got = txn.get(key.as_bytes()).expect("get");
+            assert_eq!(
+                got.as_deref(),
+                Some(want[&key].as_slice()),
+                "point read of {key}"
+            );
+        }
+        assert_eq!(
+            txn.get(b"key000500-d").expect("get"),
+            None,
+            "the deleted key"
+        );
+        let scanned = scan(&txn);
+        assert_eq!(scanned.len(), want.len(), "keys scanned");
+        assert!(
+            scanned.into_iter().eq(want.clone()),
+            "a scan finds every key with its value"
+        );
+    };
+    check(&tree, &want);
+    // A commit after the ingest is newer than it.
+    let mut txn = tree.begin().expect("write transaction");
+    txn.set(b"key000001-b", b"after").expect("set");
+    rt.block_on(txn.commit()).expect("commit");
+    want.insert("key000001-b".into(), b"after".to_vec());
+    check(&tree, &want);
+    rt.block_on(tree.close()).expect("close");
+
+    let tree = open();
+    check(&tree, &want);
+    let tables = sst_files(&kv);
+    let mut out_of_order = tree.ingest().expect("an ingest starts");
+    out_of_order.add(b"key000002-c", b"x").expect("add");
+    assert!(
+        out_of_order.add(b"key000001-c", b"x").is_err(),
+        "a key that sorts before the previous one is refused"
+    );
+    drop(out_of_order);
+    // Each refused for its own reason: a key in a level-0 table (live or deleted), or a range the bottom level has.
+    for (keys, why, error) in [
+        (
+            ["key000000-c", "key000010-a", "key000999-c"],
+            "a key the store holds",
+            "in the tree already",
+        ),
+        (
+            ["key000000-c", "key000500-d", "key000999-c"],
+            "a key the store deleted",
+            "in the tree already",
+        ),
+        (
+            ["key000000-c", "key000001-c", "key000999-c"],
+            "a range the bottom level holds",
+            "bottom level overlaps",
+        ),
+    ] {
+        let mut ingest = tree.ingest().expect("an ingest starts");
+        for key in keys {
+            ingest.add(key.as_bytes(), b"x").expect("add");
+        }
+        let _entered = rt.enter();
+        let refused = ingest.finish().expect_err(why);
+        assert!(refused.to_string().contains(error), "{why}: {refused}");
+    }
+    assert_eq!(
+        sst_files(&kv),
+        tables,
+        "refused ingests leave no table behind"
+    );
+    check(&tree, &want);
+    // A second ingest after the last key: beside the first one in the bottom level.
+    let mut ingest = tree.ingest().expect("an ingest starts");
+    for i in 20_000..21_000 {
+        let key = format!("key{i:06}-c");
+        ingest.add(key.as_bytes(), &value(i)).expect("add");
+        want.insert(key, value(i));
+    }
+    {
+        let _entered = rt.enter();
+        ingest.finish().expect("a second ingest finishes");
+    }
+    check(&tree, &want);
+    rt.block_on(tree.close()).expect("close");
 }

@@ -8,6 +8,7 @@ mod compaction;
 mod comparator;
 mod compression;
 mod error;
+mod ingest;
 mod iter;
 mod levels;
 mod lockfile;
@@ -37,6 +38,7 @@ use sstable::bloom::LevelDBBloomFilter;
 
 use crate::clock::{DefaultLogicalClock, LogicalClock};
 pub use crate::error::{Error, Result};
+pub use crate::ingest::Ingest;
 pub use crate::lsm::{Tree, TreeBuilder};
 pub use crate::transaction::{
 	Durability,

@@ -395,7 +395,7 @@ impl MemTable {
 /// Handles backward compat: entries already containing VLog pointers pass through.
 /// nanodex patch 6: an entry that stays as it is is borrowed; the release decoded every value into a new
 /// `Vec` and returned another copy of it.
-fn maybe_separate_to_vlog<'a>(
+pub(crate) fn maybe_separate_to_vlog<'a>(
 	encoded_value: &'a [u8],
 	key: &InternalKey,
 	vlog: Option<&Arc<VLog>>,
