@@ -1,11 +1,16 @@
-//! Bulk writes of a fresh graph into the embedded datastore: each batch of rows becomes the keys and values that
-//! SurrealDB's own `OPTION IMPORT; INSERT [RELATION] INTO <table> $rows` writes, put through one of the
-//! datastore's transactions without the query engine.
+//! Bulk writes of a fresh graph into the embedded datastore: rows become the keys and values that SurrealDB's own
+//! `OPTION IMPORT; INSERT [RELATION] INTO <table> $rows` writes, without the query engine. Two ways:
+//! - [`write_nodes`] and [`write_edges`] put a batch through one of the datastore's transactions (the in-memory
+//!   engine, and a database added beside others);
+//! - [`plan`] and [`ingest`] load a whole graph into the new on-disk store of a full build: SurrealDB closes it,
+//!   and the keys go, table by table in key order, straight into SurrealKV's bottom level (`Tree::ingest`,
+//!   vendored patch 8), without write-ahead log, memtable, commits or compactions.
 //!
 //! Why: on the JDK's java.base graph (60k nodes, 208k edges) the query engine's per-record pipeline (statement
 //! futures, document processing, a read before each record's write, the index builder's admission check in a
 //! transaction of its own per record and index, the transaction's record cache) was most of a `--full` rebuild's
-//! store phase; with this module that phase went from 9.2-9.9 s to 5.0-5.5 s.
+//! store phase; with transactions that phase went from 9.2-9.9 s to 5.0-5.5 s (later 4.5 s), with the ingest to
+//! 2.2 s.
 //!
 //! What is written (`surrealdb-core` 3.3.5: `doc/alter.rs`, `doc/store.rs`, `doc/index.rs`, `doc/edges.rs`;
 //! `surrealdb-idx`: `index.rs`, `docids.rs`):
@@ -33,7 +38,10 @@ use std::borrow::Cow;
 use std::collections::HashSet;
 
 use anyhow::{Context, Result, bail, ensure};
-use surrealdb::types::Value as PublicValue;
+use std::path::Path;
+
+use rayon::prelude::*;
+use surrealdb::types::{RecordId as PublicRecordId, Value as PublicValue};
 use surrealdb_catalog::providers::{DatabaseProvider, TableProvider};
 use surrealdb_catalog::{
     DatabaseId, Index, IndexId, LATEST_EDGE_VARIANT, Metadata, NamespaceId, Record, RecordType,
@@ -46,6 +54,7 @@ use surrealdb_datastore::key::schema::{
 };
 use surrealdb_datastore::values::entry::IndexEntryValue;
 use surrealdb_datastore::values::graph::AdjacencyValue;
+use surrealdb_datastore::values::ids::DocId;
 use surrealdb_datastore::values::index_build::IndexBuildPhase;
 use surrealdb_engine_local::Datastore;
 use surrealdb_expr::expr::Part;
@@ -53,7 +62,12 @@ use surrealdb_expr::expr::dir::Dir;
 use surrealdb_expr::val::{
     RecordId, RecordIdKey, RecordIdentity, TableName, Value, convert_public_value_to_internal,
 };
-use surrealdb_kvs::TransactionType;
+use surrealdb_kvs::key::KVKey;
+use surrealdb_kvs::value::KVValue;
+use surrealdb_kvs::{Key, TransactionType};
+
+use super::{Keyed, edge_value, node_value};
+use crate::extract::{CodeGraph, EdgeKind, NodeType};
 
 /// The datastore ids of the database that bulk writes go to.
 #[derive(Clone, Copy, Debug)]
@@ -234,6 +248,77 @@ fn record_field<'a>(row: &'a Value, name: &str) -> Result<&'a RecordId> {
     }
 }
 
+/// An encoded key and its encoded value, as a transaction hands them to the storage engine.
+pub(super) type Pair = (Vec<u8>, Vec<u8>);
+
+/// Appends `key` and `val`, encoded as [`Transaction::set_key`] encodes them, to `out`.
+fn encode<K: KVKey>(key: &K, val: &K::Value, out: &mut Vec<Pair>) -> Result<()> {
+    let mut k = Vec::new();
+    key.encode_buffer(&mut k)?;
+    out.push((k, val.kv_encode_value()?));
+    Ok(())
+}
+
+/// Writes `pairs` into `tx`.
+async fn set_all(tx: &Transaction, pairs: Vec<Pair>) -> Result<()> {
+    for (k, v) in pairs {
+        tx.set(Key::from(k), v).await?;
+    }
+    Ok(())
+}
+
+/// An edge row's record id and its ends (`in`, `out`).
+fn edge_ends(data: &Value) -> Result<(RecordId, RecordId, RecordId)> {
+    Ok((
+        record_field(data, "id")?.clone(),
+        record_field(data, "in")?.clone(),
+        record_field(data, "out")?.clone(),
+    ))
+}
+
+/// The keys under edge `rid`'s own table (`in -> rid -> out`, row `data` as [`stored`] returns it): its two
+/// graph keys and its record.
+fn edge_pairs(
+    t: Target,
+    (rid, l, r): &(RecordId, RecordId, RecordId),
+    data: Value,
+    out: &mut Vec<Pair>,
+) -> Result<()> {
+    encode(&inner_key(t, rid, Dir::In, l), &(), out)?;
+    encode(&inner_key(t, rid, Dir::Out, r), &(), out)?;
+    let key = RecordKey {
+        ns: t.ns,
+        db: t.db,
+        tb: Cow::Borrowed(&rid.table),
+        id: Cow::Borrowed(&rid.key),
+    };
+    let record = Record {
+        metadata: Some(Metadata {
+            record_type: RecordType::Edge {
+                variant: LATEST_EDGE_VARIANT,
+            },
+            aggregation_stats: Vec::new(),
+        }),
+        data,
+    };
+    encode(&key, &record, out)
+}
+
+/// The pointer key that edge `rid` (`in -> rid -> out`) leaves on its end `end` (`Dir::Out`: its `in`,
+/// `Dir::In`: its `out`), with a live adjacency value.
+fn pointer_pair(
+    t: Target,
+    (rid, l, r): &(RecordId, RecordId, RecordId),
+    end: Dir,
+    out: &mut Vec<Pair>,
+) -> Result<()> {
+    let key = match end {
+        Dir::Out => pointer_key(t, l, Dir::Out, rid, r),
+        _ => pointer_key(t, r, Dir::In, rid, l),
+    };
+    encode(&key, &AdjacencyValue::live(), out)
+}
+
 /// Writes `rows` (objects with `id`, `in`, `out` and the edge's fields, as the SurrealQL insert binds them) into
 /// relation table `table` of `t`, in one transaction.
 pub(super) async fn write_edges(
@@ -247,53 +332,27 @@ pub(super) async fn write_edges(
         check_edge_table(tx, t, &tb).await?;
         let mut vertex_tables: HashSet<TableName> = HashSet::new();
         let mut seen: HashSet<String> = HashSet::with_capacity(rows.len());
+        let mut pairs = Vec::with_capacity(rows.len() * 5);
         for row in rows {
             let data = stored(row);
-            let (rid, l, r) = (
-                record_field(&data, "id")?.clone(),
-                record_field(&data, "in")?.clone(),
-                record_field(&data, "out")?.clone(),
-            );
-            for vt in [&l.table, &r.table] {
+            let ends = edge_ends(&data)?;
+            for vt in [&ends.1.table, &ends.2.table] {
                 if !vertex_tables.contains(vt) {
                     check_vertex_table(tx, t, vt).await?;
                     vertex_tables.insert(vt.clone());
                 }
             }
-            ensure!(rid.table == tb, "edge row {rid:?} is not in table {table}");
-            claim(&mut seen, &rid)?;
-            let (ns, db) = (t.ns, t.db);
-            let (etl, etr) = (
-                inner_key(t, &rid, Dir::In, &l),
-                inner_key(t, &rid, Dir::Out, &r),
+            ensure!(
+                ends.0.table == tb,
+                "edge row {:?} is not in table {table}",
+                ends.0
             );
-            let (ltr, rtl) = (
-                pointer_key(t, &l, Dir::Out, &rid, &r),
-                pointer_key(t, &r, Dir::In, &rid, &l),
-            );
-            let live = AdjacencyValue::live();
-            tx.set_key(&ltr, &live).await?;
-            tx.set_key(&etl, &()).await?;
-            tx.set_key(&etr, &()).await?;
-            tx.set_key(&rtl, &live).await?;
-            let key = RecordKey {
-                ns,
-                db,
-                tb: Cow::Borrowed(&rid.table),
-                id: Cow::Borrowed(&rid.key),
-            };
-            let record = Record {
-                metadata: Some(Metadata {
-                    record_type: RecordType::Edge {
-                        variant: LATEST_EDGE_VARIANT,
-                    },
-                    aggregation_stats: Vec::new(),
-                }),
-                data,
-            };
-            tx.set_key(&key, &record).await?;
+            claim(&mut seen, &ends.0)?;
+            pointer_pair(t, &ends, Dir::Out, &mut pairs)?;
+            pointer_pair(t, &ends, Dir::In, &mut pairs)?;
+            edge_pairs(t, &ends, data, &mut pairs)?;
         }
-        Ok(())
+        set_all(tx, pairs).await
     })
     .await
 }
@@ -364,11 +423,69 @@ async fn check_node_table(tx: &Transaction, t: Target, tb: &TableName) -> Result
     Ok(out)
 }
 
-/// Writes `rows` (node objects with their `id`, as the SurrealQL insert binds them) into node table `table` of
-/// `t`, in one transaction: per node, its record; when an index carries doc-ids, the record's doc-id (drawn from
-/// the table's allocator) and its three mappings; and one entry per index (`surrealdb-core` 3.3.5
+/// The keys of node row `data` (as [`stored`] returns it) of table `tb`: its record; with `doc_id` (when an index
+/// carries doc-ids), the doc-id's three mappings; and one entry per index (`surrealdb-core` 3.3.5
 /// `doc/index.rs`, `surrealdb-idx` `index.rs` and `docids.rs`, `TableDocIds::resolve_or_assign` on a record that
 /// has none).
+fn node_pairs(
+    t: Target,
+    tb: &TableName,
+    indexes: &[NodeIndex],
+    data: Value,
+    doc_id: Option<DocId>,
+    out: &mut Vec<Pair>,
+) -> Result<()> {
+    let rid = record_field(&data, "id")?.clone();
+    ensure!(rid.table == *tb, "node row {rid:?} is not in table {tb}");
+    let Value::Object(obj) = &data else {
+        bail!("node row is not an object");
+    };
+    let (ns, db) = (t.ns, t.db);
+    if let Some(doc_id) = doc_id {
+        let dj =
+            DocLookupIdentityKey::new(ns, db, Cow::Borrowed(tb), RecordIdentity(rid.key.clone()));
+        encode(&dj, &doc_id, out)?;
+        encode(
+            &DocKeyKey::new(ns, db, Cow::Borrowed(tb), doc_id),
+            &rid.key,
+            out,
+        )?;
+        let di = DocLookupKey::new(ns, db, Cow::Borrowed(tb), Cow::Borrowed(&rid.key));
+        encode(&di, &doc_id, out)?;
+    }
+    for ix in indexes {
+        let value = obj.get(ix.field.as_str()).cloned().unwrap_or(Value::None);
+        ensure!(
+            !matches!(value, Value::Array(_)),
+            "node {rid:?}: indexed field {} is an array",
+            ix.field
+        );
+        let fd = [value];
+        let entry = EntryKey {
+            ns,
+            db,
+            tb: Cow::Borrowed(tb),
+            ix: ix.ix,
+            fd: Cow::Borrowed(&fd[..]),
+            id: Cow::Borrowed(&rid.key),
+        };
+        let entry_value = IndexEntryValue {
+            rid: rid.clone(),
+            doc_id: if ix.doc_ids { doc_id } else { None },
+        };
+        encode(&entry, &entry_value, out)?;
+    }
+    let key = RecordKey {
+        ns,
+        db,
+        tb: Cow::Borrowed(&rid.table),
+        id: Cow::Borrowed(&rid.key),
+    };
+    encode(&key, &Record::new(data), out)
+}
+
+/// Writes `rows` (node objects with their `id`, as the SurrealQL insert binds them) into node table `table` of
+/// `t`, in one transaction ([`node_pairs`]; doc-ids drawn from the table's allocator).
 pub(super) async fn write_nodes(
     ds: &Datastore,
     t: Target,
@@ -380,68 +497,232 @@ pub(super) async fn write_nodes(
         let indexes = check_node_table(tx, t, &tb).await?;
         let doc_ids = indexes.iter().any(|ix| ix.doc_ids);
         let sequences = tx.sequences();
-        let (ns, db) = (t.ns, t.db);
         let mut seen: HashSet<String> = HashSet::with_capacity(rows.len());
+        let mut pairs = Vec::with_capacity(rows.len() * 7);
         for row in rows {
             let data = stored(row);
-            let rid = record_field(&data, "id")?.clone();
-            ensure!(rid.table == tb, "node row {rid:?} is not in table {table}");
-            claim(&mut seen, &rid)?;
-            let Value::Object(obj) = &data else {
-                bail!("node row is not an object");
-            };
+            claim(&mut seen, record_field(&data, "id")?)?;
             let doc_id = if doc_ids {
-                let doc_id = sequences
-                    .next_table_doc_id(None, ns, db, tb.clone(), DOC_ID_BATCH)
-                    .await?;
-                let dj = DocLookupIdentityKey::new(
-                    ns,
-                    db,
-                    Cow::Borrowed(&tb),
-                    RecordIdentity(rid.key.clone()),
-                );
-                tx.set_key(&dj, &doc_id).await?;
-                let dd = DocKeyKey::new(ns, db, Cow::Borrowed(&tb), doc_id);
-                tx.set_key(&dd, &rid.key).await?;
-                let di = DocLookupKey::new(ns, db, Cow::Borrowed(&tb), Cow::Borrowed(&rid.key));
-                tx.set_key(&di, &doc_id).await?;
-                Some(doc_id)
+                Some(
+                    sequences
+                        .next_table_doc_id(None, t.ns, t.db, tb.clone(), DOC_ID_BATCH)
+                        .await?,
+                )
             } else {
                 None
             };
-            for ix in &indexes {
-                let value = obj.get(ix.field.as_str()).cloned().unwrap_or(Value::None);
-                ensure!(
-                    !matches!(value, Value::Array(_)),
-                    "node {rid:?}: indexed field {} is an array",
-                    ix.field
-                );
-                let fd = [value];
-                let entry = EntryKey {
-                    ns,
-                    db,
-                    tb: Cow::Borrowed(&tb),
-                    ix: ix.ix,
-                    fd: Cow::Borrowed(&fd[..]),
-                    id: Cow::Borrowed(&rid.key),
-                };
-                let entry_value = IndexEntryValue {
-                    rid: rid.clone(),
-                    doc_id: if ix.doc_ids { doc_id } else { None },
-                };
-                tx.set_key(&entry, &entry_value).await?;
-            }
-            let key = RecordKey {
-                ns,
-                db,
-                tb: Cow::Borrowed(&rid.table),
-                id: Cow::Borrowed(&rid.key),
+            node_pairs(t, &tb, &indexes, data, doc_id, &mut pairs)?;
+        }
+        set_all(tx, pairs).await
+    })
+    .await
+}
+
+/// One table of a [`Plan`] and what its keys need.
+enum Planned {
+    /// Node table `tb`: the graph's nodes of type `ty`, its indexes and, when an index carries doc-ids, each
+    /// node's doc-id (in the order of `rows`).
+    Nodes {
+        ty: NodeType,
+        tb: TableName,
+        rows: Vec<usize>,
+        indexes: Vec<NodeIndex>,
+        doc_ids: Option<Vec<DocId>>,
+    },
+    /// Relation table `tb`: the graph's edges of kind `kind`.
+    Edges { tb: TableName, rows: Vec<usize> },
+}
+
+/// A bulk load of a graph into database `t` of a fresh embedded store ([`ingest`]): its tables in the order of
+/// their keys. Made while SurrealDB holds the store, which checks the tables as [`write_nodes`] and
+/// [`write_edges`] do and draws the nodes' doc-ids from its allocators, as the writes would, in the same order.
+pub(super) struct Plan {
+    t: Target,
+    tables: Vec<Planned>,
+}
+
+/// Plans the bulk load of `graph` into database `t` of `ds` (see [`Plan`]).
+pub(super) async fn plan(ds: &Datastore, t: Target, graph: &CodeGraph) -> Result<Plan> {
+    let mut tables = Vec::new();
+    in_write_transaction(ds, async |tx: &Transaction| {
+        let sequences = tx.sequences();
+        for ty in NodeType::ALL {
+            let tb = TableName::new(ty.as_str());
+            check_vertex_table(tx, t, &tb).await?;
+            let indexes = check_node_table(tx, t, &tb).await?;
+            let rows: Vec<usize> = (0..graph.nodes.len())
+                .filter(|&i| graph.nodes[i].id.ty == ty)
+                .collect();
+            let doc_ids = if indexes.iter().any(|ix| ix.doc_ids) {
+                let mut ids = Vec::with_capacity(rows.len());
+                for _ in &rows {
+                    ids.push(
+                        sequences
+                            .next_table_doc_id(None, t.ns, t.db, tb.clone(), DOC_ID_BATCH)
+                            .await?,
+                    );
+                }
+                Some(ids)
+            } else {
+                None
             };
-            tx.set_key(&key, &Record::new(data)).await?;
+            tables.push(Planned::Nodes {
+                ty,
+                tb,
+                rows,
+                indexes,
+                doc_ids,
+            });
+        }
+        for kind in EdgeKind::ALL {
+            let tb = TableName::new(kind.as_str());
+            check_edge_table(tx, t, &tb).await?;
+            let rows = (0..graph.edges.len())
+                .filter(|&i| graph.edges[i].kind == kind)
+                .collect();
+            tables.push(Planned::Edges { tb, rows });
         }
         Ok(())
     })
-    .await
+    .await?;
+    // Every key of a table starts with the table's prefix (`/*{ns}*{db}*{tb}`), so the tables' record keys order
+    // the tables; the load refuses a key out of order, should that ever not hold.
+    let mut ordered = Vec::with_capacity(tables.len());
+    for planned in tables {
+        let tb = match &planned {
+            Planned::Nodes { tb, .. } | Planned::Edges { tb, .. } => tb,
+        };
+        let mut probe = Vec::new();
+        RecordKey {
+            ns: t.ns,
+            db: t.db,
+            tb: Cow::Borrowed(tb),
+            id: Cow::Owned(RecordIdKey::String(String::new().into())),
+        }
+        .encode_buffer(&mut probe)?;
+        ordered.push((probe, planned));
+    }
+    ordered.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(Plan {
+        t,
+        tables: ordered.into_iter().map(|(_, planned)| planned).collect(),
+    })
+}
+
+/// Record id `table:key` as SurrealDB stores the public one that [`super::edge_value`] builds.
+fn record_id(table: &str, key: &str) -> Result<RecordId> {
+    match convert_public_value_to_internal(PublicValue::RecordId(PublicRecordId::new(table, key))) {
+        Value::RecordId(rid) => Ok(rid),
+        other => bail!("{table}:{key} converted to {other:?}"),
+    }
+}
+
+/// Concatenates the pairs that rayon's jobs collected.
+fn concat(mut a: Vec<Pair>, mut b: Vec<Pair>) -> Result<Vec<Pair>> {
+    a.append(&mut b);
+    Ok(a)
+}
+
+/// Every key of one planned table, sorted: for a node table, its nodes' keys and the pointer keys its nodes hold
+/// for their edges; for a relation table, its edges' records and graph keys.
+fn table_pairs(
+    t: Target,
+    planned: &Planned,
+    graph: &CodeGraph,
+    keyed: &Keyed,
+) -> Result<Vec<Pair>> {
+    let mut pairs = match planned {
+        Planned::Nodes {
+            ty,
+            tb,
+            rows,
+            indexes,
+            doc_ids,
+        } => {
+            let mut nodes = rows
+                .par_iter()
+                .enumerate()
+                .try_fold(Vec::new, |mut out, (j, &i)| {
+                    let data = stored(node_value(&graph.nodes[i]));
+                    let doc_id = doc_ids.as_ref().map(|ids| ids[j]);
+                    node_pairs(t, tb, indexes, data, doc_id, &mut out)?;
+                    Ok(out)
+                })
+                .try_reduce(Vec::new, concat)?;
+            let pointers = graph
+                .edges
+                .par_iter()
+                .enumerate()
+                .filter(|(_, e)| e.from.ty == *ty || e.to.ty == *ty)
+                .try_fold(Vec::new, |mut out, (i, e)| {
+                    let ends = (
+                        record_id(e.kind.as_str(), keyed.edge_key(i))?,
+                        record_id(e.from.ty.as_str(), &e.from.key)?,
+                        record_id(e.to.ty.as_str(), &e.to.key)?,
+                    );
+                    if e.from.ty == *ty {
+                        pointer_pair(t, &ends, Dir::Out, &mut out)?;
+                    }
+                    if e.to.ty == *ty {
+                        pointer_pair(t, &ends, Dir::In, &mut out)?;
+                    }
+                    Ok(out)
+                })
+                .try_reduce(Vec::new, concat)?;
+            nodes.extend(pointers);
+            nodes
+        }
+        Planned::Edges { tb, rows } => rows
+            .par_iter()
+            .try_fold(Vec::new, |mut out, &i| {
+                let data = stored(edge_value(&graph.edges[i], keyed.edge_key(i)));
+                let ends = edge_ends(&data)?;
+                ensure!(
+                    ends.0.table == *tb,
+                    "edge row {:?} is not in table {tb}",
+                    ends.0
+                );
+                edge_pairs(t, &ends, data, &mut out)?;
+                Ok(out)
+            })
+            .try_reduce(Vec::new, concat)?,
+    };
+    pairs.par_sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    Ok(pairs)
+}
+
+/// Loads `graph` as `plan` says into the store at `path`, which SurrealDB must have closed: each table's keys and
+/// values, as [`write_nodes`] and [`write_edges`] would write them, go in key order straight into new tables of
+/// the storage engine's bottom level (vendored SurrealKV, patch 8: `Tree::ingest`), without its write-ahead log,
+/// memtable and compactions. The engine refuses a key out of order or one the store holds already (two nodes or
+/// edges with one id, too). `on_table(table, rows)` follows each table.
+pub(super) async fn ingest(
+    path: &Path,
+    plan: &Plan,
+    graph: &CodeGraph,
+    keyed: &Keyed,
+    mut on_table: impl FnMut(&str, usize),
+) -> Result<()> {
+    let tree = super::conn::open_tree(path)?;
+    let mut load = || -> Result<()> {
+        let mut ingest = tree.ingest()?;
+        for planned in &plan.tables {
+            let (tb, rows) = match planned {
+                Planned::Nodes { tb, rows, .. } | Planned::Edges { tb, rows } => (tb, rows.len()),
+            };
+            for (k, v) in table_pairs(plan.t, planned, graph, keyed)? {
+                ingest
+                    .add(&k, &v)
+                    .with_context(|| format!("loading table {tb}"))?;
+            }
+            on_table(tb.as_str(), rows);
+        }
+        Ok(ingest.finish()?)
+    };
+    let loaded = load();
+    let closed = tree.close().await;
+    loaded?;
+    Ok(closed?)
 }
 
 /// Every key under database `t` that holds the database's data rather than its schema, with its value: the route of

@@ -73,11 +73,7 @@ pub(super) async fn open_local(
         Durability::EachCommit => None,
         Durability::AtClose => Some(("datastore_sync", "never")),
     };
-    let config = STORAGE_DEFAULTS
-        .iter()
-        .chain(&sync)
-        .fold(ConfigMap::empty(), |map, (k, v)| map.with_key_value(*k, *v))
-        .join(ConfigMap::from_env());
+    let config = storage_config(sync);
     // As the SDK's own connect does: maintenance tasks start only after the version check and bootstrap, so a
     // fresh datastore is never written before its version key.
     let ds = Datastore::builder()
@@ -94,6 +90,36 @@ pub(super) async fn open_local(
         .await
         .map_err(|e| e.to_string())?;
     Ok(Conn::Local(db, weak))
+}
+
+/// The embedded engine's settings: [`STORAGE_DEFAULTS`] and `extra`, under the `SURREAL_*` environment variables.
+fn storage_config(extra: Option<(&str, &str)>) -> ConfigMap {
+    STORAGE_DEFAULTS
+        .iter()
+        .chain(&extra)
+        .fold(ConfigMap::empty(), |map, (k, v)| map.with_key_value(*k, *v))
+        .join(ConfigMap::from_env())
+}
+
+/// Opens the SurrealKV tree of the embedded store at `path` itself, with the settings SurrealDB's datastore gives
+/// it (`surrealdb-kvs-surrealkv` 3.3.5, `Datastore::new`), for a bulk load while SurrealDB has it closed.
+pub(super) fn open_tree(path: &std::path::Path) -> anyhow::Result<surrealkv::Tree> {
+    use surrealdb_cnf::Config as _;
+    let mut cfg = surrealdb_kvs_surrealkv::SurrealKvConfig::default();
+    cfg.parse(&storage_config(None));
+    let retention = cfg.retention.as_nanos().try_into().unwrap_or(u64::MAX);
+    let tree = surrealkv::TreeBuilder::new()
+        .with_enable_vlog(cfg.enable_vlog)
+        .with_vlog_max_file_size(cfg.vlog_max_file_size)
+        .with_vlog_value_threshold(cfg.vlog_threshold)
+        .with_versioning(cfg.versioned, retention)
+        .with_versioned_index(cfg.versioned && cfg.versioned_index)
+        .with_max_memtable_size(cfg.max_memtable_size)
+        .with_block_cache_capacity(cfg.block_cache_capacity)
+        .with_block_size(cfg.block_size)
+        .with_path(path.to_path_buf())
+        .build()?;
+    Ok(tree)
 }
 
 /// Connects to a SurrealDB server.

@@ -87,8 +87,8 @@ pub struct GraphStore {
     batch: usize,
     /// Statements in flight during a full write (at least 1).
     write_tasks: usize,
-    /// Whether a full write into the embedded datastore puts its records through [`bulk`] (the default) rather
-    /// than SurrealQL.
+    /// Whether a full write into the embedded datastore puts its records through [`bulk`] (the default: loaded
+    /// straight into a new on-disk store, through transactions otherwise) rather than SurrealQL.
     bulk: bool,
     /// Whether a full build replaces the store's directory (the embedded on-disk store) rather than switching
     /// databases inside it.
@@ -1008,6 +1008,61 @@ impl GraphStore {
         Ok(done)
     }
 
+    /// Loads every node and edge of `graph` into database `db_name` of the new store of a full build
+    /// ([`Self::open_next_store`]) and returns how many: SurrealDB checks the tables and draws the nodes' doc-ids
+    /// ([`bulk::plan`]), closes the store, [`bulk::ingest`] puts the keys and values that SurrealDB's inserts would
+    /// write straight into the storage engine's tables, and SurrealDB opens the store again. On the JDK's java.base
+    /// (1.47M keys) the writes through transactions took 3.5 s plus a 0.6 s compaction of the five level-0 tables
+    /// they left at the close.
+    async fn ingest_graph(
+        &mut self,
+        graph: &CodeGraph,
+        keyed: &Keyed,
+        db_name: &str,
+        sink: &dyn Sink,
+    ) -> Result<u64, GraphError> {
+        let failed = |context: &'static str| {
+            move |e: anyhow::Error| GraphError::Db {
+                context: context.into(),
+                message: format!("{e:#}"),
+            }
+        };
+        let ds = self.db().datastore().ok_or_else(|| GraphError::Db {
+            context: "loading the graph".into(),
+            message: "the new store is not an embedded one".into(),
+        })?;
+        let target = bulk::target(&ds, &self.ns, db_name)
+            .await
+            .map_err(failed("preparing the graph load"))?;
+        let plan = bulk::plan(&ds, target, graph)
+            .await
+            .map_err(failed("preparing the graph load"))?;
+        drop(ds);
+        let (next, _, _) = swap_paths(&self.location);
+        close_and_wait(self.db.take().expect("open"), &next).await;
+        let total = (graph.nodes.len() + graph.edges.len()) as u64;
+        let mut done = 0u64;
+        let loaded = bulk::ingest(&next, &plan, graph, keyed, |table, rows| {
+            done += rows as u64;
+            sink.event(ProgressEvent {
+                stage: "store",
+                done,
+                total: Some(total),
+                message: table.to_string(),
+            });
+        })
+        .await;
+        let fresh = open_local(&embedded_endpoint(&next), conn::Durability::AtClose).await?;
+        prepare(&fresh, &self.ns).await?;
+        fresh
+            .use_db(db_name)
+            .await
+            .map_err(GraphError::db("selecting new database"))?;
+        self.db = Some(fresh);
+        loaded.map_err(failed("loading the graph"))?;
+        Ok(done)
+    }
+
     /// A full build into a new graph database, which then becomes the current one. Into the workspace's embedded
     /// store (a first build too, whose commits then skip the per-commit fsync, see `conn::Durability`) that
     /// database is in a new store next to the live one, which then replaces it ([`Self::open_next_store`]).
@@ -1024,6 +1079,8 @@ impl GraphStore {
         } else {
             None
         };
+        // A new store is loaded straight into its storage engine (see `ingest_graph`).
+        let ingest = live.is_some() && self.bulk;
         let written: Result<WriteReport, GraphError> = async {
             let name = format!("g{generation}");
             let old = self.current.clone();
@@ -1072,7 +1129,11 @@ impl GraphStore {
                 .and_then(|r| r.check())
                 .map_err(GraphError::db("defining schema"))?;
             tracing::info!(db = %name, "writing graph");
-            let inserted = self.insert_batches(graph, keyed, &name, sink).await?;
+            let inserted = if ingest {
+                self.ingest_graph(graph, keyed, &name, sink).await?
+            } else {
+                self.insert_batches(graph, keyed, &name, sink).await?
+            };
             // The state saved after the write is built from `keyed`, so an owned graph is not needed any more.
             release(graph);
             self.db()
@@ -1149,8 +1210,10 @@ impl GraphStore {
             let path = path.to_path_buf();
             move |cause| GraphError::Io { path, cause }
         };
-        let fresh = std::mem::replace(&mut self.db, live_db).expect("open");
-        close_and_wait(fresh, &next).await;
+        // (None when a load could not open the new store again.)
+        if let Some(fresh) = std::mem::replace(&mut self.db, live_db) {
+            close_and_wait(fresh, &next).await;
+        }
         // The new store's commits did not wait for the disk (`Durability::AtClose`): everything it wrote goes to
         // disk before the marker can point at it.
         let written = written.and_then(|report| {

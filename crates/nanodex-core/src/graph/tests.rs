@@ -462,7 +462,9 @@ fn only_surrealdb_s_echo_of_a_returned_error_is_dropped_from_the_log() {
     );
 }
 
-/// A full write through `bulk` leaves every key and value that SurrealQL's insert leaves for the same graph.
+/// A full write through `bulk` leaves every key and value that SurrealQL's insert leaves for the same graph: into
+/// the in-memory engine through transactions (`write_nodes`, `write_edges`), and into a workspace's new on-disk
+/// store loaded straight into SurrealKV's tables (`plan`, `ingest`).
 #[test]
 fn bulk_writes_the_keys_and_values_of_surrealql_inserts() {
     rt().block_on(async {
@@ -487,8 +489,14 @@ fn bulk_writes_the_keys_and_values_of_surrealql_inserts() {
             assert!(kinds.contains(kind), "the fixture has no {kind} edge: {kinds:?}");
         }
         let mut dumps = Vec::new();
-        for bulk in [false, true] {
-            let mut store = GraphStore::memory().await.unwrap();
+        let ws = tempfile::tempdir().unwrap();
+        for (bulk, disk) in [(false, false), (true, false), (true, true)] {
+            let mut store = if disk {
+                GraphStore::open(&on_disk(), ws.path(), true).await.unwrap()
+            } else {
+                GraphStore::memory().await.unwrap()
+            };
+            assert_eq!(store.rebuild_in_new_dir, disk, "only the workspace's store is loaded into a new one");
             // One statement at a time: SurrealDB hands out the nodes' index doc-ids in the order it writes them.
             store.write_tasks = 1;
             store.bulk = bulk;
@@ -500,7 +508,7 @@ fn bulk_writes_the_keys_and_values_of_surrealql_inserts() {
             drop(ds);
             store.close().await;
         }
-        let (sql, bulk) = (&dumps[0], &dumps[1]);
+        let (sql, bulk, ingested) = (&dumps[0], &dumps[1], &dumps[2]);
         let routes: std::collections::BTreeMap<&str, usize> =
             sql.iter().fold(Default::default(), |mut m, (route, _, _)| {
                 *m.entry(*route).or_default() += 1;
@@ -524,11 +532,14 @@ fn bulk_writes_the_keys_and_values_of_surrealql_inserts() {
         let show = |k: &[u8]| String::from_utf8_lossy(k).into_owned();
         // `graph_state:current` holds the time of its write.
         let keep = |(_, k, _): &&(&str, Vec<u8>, Vec<u8>)| !show(k).contains("graph_state");
-        let (sql, bulk): (Vec<_>, Vec<_>) = (sql.iter().filter(keep).collect(), bulk.iter().filter(keep).collect());
-        for ((ra, ka, va), (_, kb, vb)) in sql.iter().zip(&bulk) {
-            assert_eq!(show(ka), show(kb), "first differing key");
-            assert_eq!(va, vb, "value of {} ({ra})", show(ka));
+        let sql: Vec<_> = sql.iter().filter(keep).collect();
+        for (how, written) in [("transactions", bulk), ("ingest", ingested)] {
+            let written: Vec<_> = written.iter().filter(keep).collect();
+            for ((ra, ka, va), (_, kb, vb)) in sql.iter().zip(&written) {
+                assert_eq!(show(ka), show(kb), "first differing key ({how})");
+                assert_eq!(va, vb, "value of {} ({ra}, {how})", show(ka));
+            }
+            assert_eq!(sql.len(), written.len(), "key counts ({how})");
         }
-        assert_eq!(sql.len(), bulk.len(), "key counts");
     });
 }
