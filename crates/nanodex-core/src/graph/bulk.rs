@@ -10,7 +10,7 @@
 //! futures, document processing, a read before each record's write, the index builder's admission check in a
 //! transaction of its own per record and index, the transaction's record cache) was most of a `--full` rebuild's
 //! store phase; with transactions that phase went from 9.2-9.9 s to 5.0-5.5 s (later 4.5 s), with the ingest to
-//! 2.2 s.
+//! 2.0 s.
 //!
 //! What is written (`surrealdb-core` 3.3.5: `doc/alter.rs`, `doc/store.rs`, `doc/index.rs`, `doc/edges.rs`;
 //! `surrealdb-idx`: `index.rs`, `docids.rs`):
