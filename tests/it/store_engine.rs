@@ -247,6 +247,16 @@ fn build_tree(rt: &tokio::runtime::Runtime, builder: TreeBuilder) -> surrealkv::
     rt.block_on(async { builder.build().expect("tree opens") })
 }
 
+/// Opens the tree at `kv` with a 4 MiB memtable and a value log that takes values above 100 bytes.
+fn open_with_value_log(rt: &tokio::runtime::Runtime, kv: &Path) -> surrealkv::Tree {
+    build_tree(
+        rt,
+        store_at(kv, SMALL_MEMTABLE)
+            .with_enable_vlog(true)
+            .with_vlog_value_threshold(100),
+    )
+}
+
 /// Opens the tree at `kv` with engine defaults but a 4 MiB memtable and subcompactions of at least `sub` bytes.
 fn open_tree(rt: &tokio::runtime::Runtime, kv: &Path, sub: u64) -> surrealkv::Tree {
     build_tree(
@@ -517,14 +527,7 @@ fn table_filters_from_key_hashes_equal_filters_from_keys() {
 #[test]
 fn flushed_values_read_back_from_the_table_and_the_value_log() {
     let (_dir, kv, rt) = new_store();
-    let open = || {
-        build_tree(
-            &rt,
-            store_at(&kv, SMALL_MEMTABLE)
-                .with_enable_vlog(true)
-                .with_vlog_value_threshold(100),
-        )
-    };
+    let open = || open_with_value_log(&rt, &kv);
     let value = |i: usize, s: usize| -> Vec<u8> {
         let len = if i.is_multiple_of(3) {
             500 + i % 7
@@ -628,14 +631,7 @@ fn a_store_that_never_syncs_rotates_its_log_and_still_refuses_conflicting_writes
 #[test]
 fn an_ingest_loads_sorted_keys_beside_what_the_store_holds() {
     let (_dir, kv, rt) = new_store();
-    let open = || {
-        build_tree(
-            &rt,
-            store_at(&kv, SMALL_MEMTABLE)
-                .with_enable_vlog(true)
-                .with_vlog_value_threshold(100),
-        )
-    };
+    let open = || open_with_value_log(&rt, &kv);
     let value = |i: usize| -> Vec<u8> {
         let len = if i.is_multiple_of(5) {
             300
