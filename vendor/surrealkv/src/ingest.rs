@@ -140,7 +140,9 @@ impl Ingest<'_> {
 		}
 	}
 
-	/// Adds the tables written to the bottom level, after the checks [`Tree::ingest`] names.
+	/// Adds the tables written to the bottom level, after the checks [`Tree::ingest`] names. Must run within a
+	/// Tokio runtime, as the memtable flush it starts with schedules the cleanup of the log segments it made
+	/// obsolete there.
 	pub fn finish(mut self) -> Result<()> {
 		self.finish_table()?;
 		if self.tables.is_empty() {
