@@ -171,6 +171,15 @@ impl GraphError {
             message: err.to_string(),
         }
     }
+
+    /// Like [`GraphError::db`], for an error of the datastore's own layers (`graph::bulk`), with its causes.
+    pub(crate) fn engine(context: impl Into<String>) -> impl FnOnce(anyhow::Error) -> GraphError {
+        let context = context.into();
+        move |err| GraphError::Db {
+            context,
+            message: format!("{err:#}"),
+        }
+    }
 }
 
 /// Embedding model errors.

@@ -898,13 +898,9 @@ impl GraphStore {
         // The embedded datastore takes the batches straight into its transactions (see `bulk`).
         let bulk = match self.db().datastore().filter(|_| self.bulk) {
             Some(ds) => {
-                let target =
-                    bulk::target(&ds, &self.ns, db_name)
-                        .await
-                        .map_err(|e| GraphError::Db {
-                            context: "preparing the bulk write".into(),
-                            message: format!("{e:#}"),
-                        })?;
+                let target = bulk::target(&ds, &self.ns, db_name)
+                    .await
+                    .map_err(GraphError::engine("preparing the bulk write"))?;
                 Some((ds, target))
             }
             None => None,
@@ -968,10 +964,7 @@ impl GraphStore {
                         } else {
                             bulk::write_nodes(&ds, target, &table, rows).await
                         };
-                        written.map_err(|e| GraphError::Db {
-                            context: format!("inserting {label}"),
-                            message: format!("{e:#}"),
-                        })?;
+                        written.map_err(GraphError::engine(format!("inserting {label}")))?;
                         return Ok((label, n));
                     }
                     let res = db
@@ -1021,22 +1014,16 @@ impl GraphStore {
         db_name: &str,
         sink: &dyn Sink,
     ) -> Result<u64, GraphError> {
-        let failed = |context: &'static str| {
-            move |e: anyhow::Error| GraphError::Db {
-                context: context.into(),
-                message: format!("{e:#}"),
-            }
-        };
         let ds = self.db().datastore().ok_or_else(|| GraphError::Db {
             context: "loading the graph".into(),
             message: "the new store is not an embedded one".into(),
         })?;
         let target = bulk::target(&ds, &self.ns, db_name)
             .await
-            .map_err(failed("preparing the graph load"))?;
+            .map_err(GraphError::engine("preparing the graph load"))?;
         let plan = bulk::plan(&ds, target, graph)
             .await
-            .map_err(failed("preparing the graph load"))?;
+            .map_err(GraphError::engine("preparing the graph load"))?;
         drop(ds);
         let (next, _, _) = swap_paths(&self.location);
         close_and_wait(self.db.take().expect("open"), &next).await;
@@ -1059,7 +1046,7 @@ impl GraphStore {
             .await
             .map_err(GraphError::db("selecting new database"))?;
         self.db = Some(fresh);
-        loaded.map_err(failed("loading the graph"))?;
+        loaded.map_err(GraphError::engine("loading the graph"))?;
         Ok(done)
     }
 
