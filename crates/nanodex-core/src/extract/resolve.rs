@@ -15,11 +15,11 @@ use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use serde_json::{Value, json};
 
-use super::compact_key_of_pieces;
 use super::facts::{DefKind, Local, ParsedFile, Ref, RefKind};
 use super::lang::Lang;
 use super::manifest::Dependency;
 use super::model::{CodeGraph, Edge, EdgeKind, Node, NodeRef, NodeType, ResolveStats};
+use super::{compact_key_of_pieces, free_in_background};
 
 /// Python builtin exception and base types: unresolved bases and raises of these become `builtins.<name>`.
 const PY_BUILTINS: &[&str] = &[
@@ -118,6 +118,21 @@ struct Planned {
     resolved: Option<(Target, f32)>,
     /// External packages the resolution named that do not exist yet.
     pending: Vec<String>,
+    /// For a call or `new`: the functions it calls (a class's constructor for a class), with their confidence.
+    calls: Vec<(usize, f32)>,
+}
+
+/// One edge as resolution records it, one per occurrence: [`Ctx::finish`] merges those of one (kind, from, to)
+/// into an [`Edge`] (their lines, the highest confidence). Appending to a list and sorting it once, in parallel,
+/// costs less than merging each occurrence into a hash map as it comes (a quarter of a million on the JDK).
+#[derive(Clone, Copy)]
+struct RawEdge {
+    kind: EdgeKind,
+    from: u32,
+    to: u32,
+    /// 0 when the relation has no line of its own.
+    line: u32,
+    confidence: f32,
 }
 
 struct DefInfo {
@@ -128,7 +143,7 @@ struct DefInfo {
 struct Ctx<'a> {
     files: &'a [ParsedFile],
     nodes: Vec<Node>,
-    edges: HashMap<(EdgeKind, usize, usize), (Vec<u32>, f32)>,
+    edges: Vec<RawEdge>,
     stats: ResolveStats,
     module_node: Vec<usize>,
     module_qname: Vec<String>,
@@ -168,12 +183,13 @@ fn family(lang: Lang) -> u8 {
 
 /// Builds the graph of a repository from its parsed files (sorted by path) and manifest dependencies.
 pub fn build_graph(repo_name: &str, files: &[ParsedFile], deps: &[Dependency]) -> CodeGraph {
+    use rayon::prelude::*;
     // Every definition and file is a node with a `defined_in` edge; externals, packages and the rest add a little.
     let n_defs: usize = files.iter().map(|f| f.facts.defs.len()).sum::<usize>() + files.len();
     let mut ctx = Ctx {
         files,
         nodes: Vec::with_capacity(n_defs + n_defs / 16),
-        edges: HashMap::with_capacity_and_hasher(n_defs, Default::default()),
+        edges: Vec::with_capacity(n_defs + files.iter().map(|f| f.facts.refs.len()).sum::<usize>()),
         stats: ResolveStats::default(),
         module_node: Vec::with_capacity(files.len()),
         module_qname: Vec::with_capacity(files.len()),
@@ -187,7 +203,7 @@ pub fn build_graph(repo_name: &str, files: &[ParsedFile], deps: &[Dependency]) -
         by_qname: HashMap::default(),
         by_name: HashMap::default(),
         local_types: files
-            .iter()
+            .par_iter()
             .map(|file| {
                 let mut map = HashMap::default();
                 for l in file.facts.locals.iter().filter(|l| !l.member) {
@@ -198,7 +214,7 @@ pub fn build_graph(repo_name: &str, files: &[ParsedFile], deps: &[Dependency]) -
             })
             .collect(),
         locals_by_name: files
-            .iter()
+            .par_iter()
             .map(|file| {
                 let mut map: HashMap<&str, Vec<&Local>> = HashMap::default();
                 for l in &file.facts.locals {
@@ -227,7 +243,6 @@ pub fn build_graph(repo_name: &str, files: &[ParsedFile], deps: &[Dependency]) -
         ctx.add_module(f, file, &python_roots);
     }
     let prepared: Vec<Vec<PreparedDef>> = {
-        use rayon::prelude::*;
         let module_qname = &ctx.module_qname;
         files
             .par_iter()
@@ -253,7 +268,6 @@ pub fn build_graph(repo_name: &str, files: &[ParsedFile], deps: &[Dependency]) -
     }
     // Calls and throws: planned per file in parallel (lookups only read), applied in file order.
     let plans: Vec<Vec<(usize, Planned)>> = {
-        use rayon::prelude::*;
         let ctx = &ctx;
         (0..files.len())
             .into_par_iter()
@@ -434,14 +448,13 @@ impl<'a> Ctx<'a> {
         if from == to && kind != EdgeKind::Calls {
             return;
         }
-        let entry = self
-            .edges
-            .entry((kind, from, to))
-            .or_insert_with(|| (Vec::new(), 0.0));
-        if line > 0 {
-            entry.0.push(line);
-        }
-        entry.1 = entry.1.max(confidence);
+        self.edges.push(RawEdge {
+            kind,
+            from: from as u32,
+            to: to as u32,
+            line,
+            confidence,
+        });
     }
 
     /// Package node for a directory, creating its ancestors; returns the node that a module there is defined in.
@@ -662,6 +675,8 @@ impl<'a> Ctx<'a> {
 
     /// C++ `void ns::Foo::bar() {}` written outside its class: move it into class `ns::Foo` when that class exists.
     fn attach_out_of_line_methods(&mut self) {
+        // Their `defined_in` edges to the module, dropped after the loop.
+        let mut moved: HashSet<(u32, u32)> = HashSet::default();
         for f in 0..self.files.len() {
             let file = &self.files[f];
             for (d, def) in file.facts.defs.iter().enumerate() {
@@ -683,7 +698,7 @@ impl<'a> Ctx<'a> {
                 });
                 if let Some(class) = class {
                     let module = self.module_node[f];
-                    self.edges.remove(&(EdgeKind::DefinedIn, idx, module));
+                    moved.insert((idx as u32, module as u32));
                     self.edge(EdgeKind::DefinedIn, idx, class, def.start_line, 1.0);
                     self.scoped
                         .entry(class)
@@ -700,6 +715,10 @@ impl<'a> Ctx<'a> {
                     self.nodes[idx].meta.insert("kind".into(), json!(kind));
                 }
             }
+        }
+        if !moved.is_empty() {
+            self.edges
+                .retain(|e| e.kind != EdgeKind::DefinedIn || !moved.contains(&(e.from, e.to)));
         }
     }
 
@@ -1346,10 +1365,28 @@ impl<'a> Ctx<'a> {
                 self.lookup(f, scope, &r.name)
             }
         };
+        // A call's edges only read the graph, so they are found here, in parallel, rather than when applied.
+        let calls = match (&resolved, r.kind) {
+            (Some((Target::Nodes(nodes), conf)), RefKind::Call | RefKind::New) => {
+                let share = conf / nodes.len().min(4) as f32;
+                nodes
+                    .iter()
+                    .take(4)
+                    .filter_map(|&t| match self.nodes[t].id.ty {
+                        NodeType::Class => Some(self.constructor_of(t).unwrap_or(t)),
+                        NodeType::Function => Some(t),
+                        _ => None,
+                    })
+                    .map(|t| (t, share))
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
         Some(Planned {
             from,
             resolved,
             pending,
+            calls,
         })
     }
 
@@ -1362,6 +1399,7 @@ impl<'a> Ctx<'a> {
             from,
             mut resolved,
             pending,
+            calls,
         } = plan;
         for top in &pending {
             self.external(top, "package");
@@ -1370,41 +1408,30 @@ impl<'a> Ctx<'a> {
             resolved = Some((Target::External(self.external(top, "package")), *conf));
         }
         {
-            let targets: Vec<(usize, f32)> = match resolved {
-                Some((Target::Nodes(nodes), conf)) => {
-                    let n = nodes.len().min(4);
-                    nodes
-                        .into_iter()
-                        .take(4)
-                        .map(|t| (t, conf / n as f32))
-                        .collect()
-                }
-                Some((Target::External(e), conf))
-                    if r.kind != RefKind::Call && r.kind != RefKind::New =>
-                {
-                    vec![(e, conf)]
-                }
-                _ => Vec::new(),
-            };
             match r.kind {
                 RefKind::Call | RefKind::New => {
-                    let mut any = false;
-                    for (t, conf) in targets {
-                        let t = match self.nodes[t].id.ty {
-                            NodeType::Class => self.constructor_of(t).unwrap_or(t),
-                            NodeType::Function => t,
-                            _ => continue,
-                        };
-                        any = true;
-                        self.edge(EdgeKind::Calls, from, t, r.line, conf);
-                    }
-                    if any {
-                        self.stats.calls_resolved += 1;
-                    } else {
+                    if calls.is_empty() {
                         self.stats.calls_unresolved += 1;
+                    } else {
+                        self.stats.calls_resolved += 1;
+                    }
+                    for (t, conf) in calls {
+                        self.edge(EdgeKind::Calls, from, t, r.line, conf);
                     }
                 }
                 RefKind::Throw | RefKind::Extends | RefKind::Implements => {
+                    let targets: Vec<(usize, f32)> = match resolved {
+                        Some((Target::Nodes(nodes), conf)) => {
+                            let n = nodes.len().min(4);
+                            nodes
+                                .into_iter()
+                                .take(4)
+                                .map(|t| (t, conf / n as f32))
+                                .collect()
+                        }
+                        Some((Target::External(e), conf)) => vec![(e, conf)],
+                        _ => Vec::new(),
+                    };
                     let kind = match r.kind {
                         RefKind::Throw => EdgeKind::Throws,
                         RefKind::Extends => EdgeKind::Extends,
@@ -1492,21 +1519,58 @@ impl<'a> Ctx<'a> {
     /// Assigns stable ids and emits the sorted graph.
     fn finish(mut self) -> CodeGraph {
         use rayon::prelude::*;
-        // A node's key hashes (type, kind, path, qname, occurrence); the occurrence numbers same-named nodes of one
-        // file in creation order, which is the only sequential part. Hashing and the edge list run in parallel.
+        use std::hash::BuildHasher;
+        // A node's key hashes (type, kind, path, qname, occurrence); the occurrence numbers nodes of the same
+        // (type, path, kind, qname) in creation order. Those are found by sorting the nodes by a hash of that tuple
+        // (then by index): only nodes whose hash repeats are compared, and most hashes are unique, so the strings
+        // of most nodes are read once, in parallel. Hashing and the edge list run in parallel too.
         let occurrences: Vec<u32> = {
-            let mut seen: HashMap<(NodeType, &str, &str, &str), u32> = HashMap::default();
-            self.nodes
-                .iter()
+            fn kind_of(node: &Node) -> &str {
+                node.meta.get("kind").and_then(|k| k.as_str()).unwrap_or("")
+            }
+            let same_key = |a: &Node, b: &Node| {
+                a.id.ty == b.id.ty
+                    && a.path == b.path
+                    && a.qname == b.qname
+                    && kind_of(a) == kind_of(b)
+            };
+            let hashes: Vec<u64> = self
+                .nodes
+                .par_iter()
                 .map(|node| {
-                    let kind = node.meta.get("kind").and_then(|k| k.as_str()).unwrap_or("");
-                    let n = seen
-                        .entry((node.id.ty, &node.path, kind, &node.qname))
-                        .or_insert(0);
-                    *n += 1;
-                    *n - 1
+                    rustc_hash::FxBuildHasher.hash_one((
+                        node.id.ty,
+                        &node.path,
+                        kind_of(node),
+                        &node.qname,
+                    ))
                 })
-                .collect()
+                .collect();
+            let mut by_hash: Vec<u32> = (0..self.nodes.len() as u32).collect();
+            by_hash.par_sort_unstable_by_key(|&i| (hashes[i as usize], i));
+            let mut occurrences = vec![0u32; self.nodes.len()];
+            // Per run of one hash (in creation order): each distinct key met so far and how often.
+            let mut seen: Vec<(u32, u32)> = Vec::new();
+            for run in by_hash.chunk_by(|a, b| hashes[*a as usize] == hashes[*b as usize]) {
+                if run.len() == 1 {
+                    continue;
+                }
+                seen.clear();
+                for &i in run {
+                    let node = &self.nodes[i as usize];
+                    match seen
+                        .iter_mut()
+                        .find(|(first, _)| same_key(&self.nodes[*first as usize], node))
+                    {
+                        Some((_, count)) => {
+                            occurrences[i as usize] = *count;
+                            *count += 1;
+                        }
+                        None => seen.push((i, 1)),
+                    }
+                }
+            }
+            occurrences
         };
         self.nodes
             .par_iter_mut()
@@ -1529,23 +1593,34 @@ impl<'a> Ctx<'a> {
         for (r, &i) in order.iter().enumerate() {
             rank[i] = r as u32;
         }
-        let mut keyed: Vec<_> = self.edges.into_iter().collect();
-        keyed.par_sort_unstable_by_key(|&((kind, from, to), _)| (kind, rank[from], rank[to]));
+        // Occurrences of one edge become adjacent, then each run is merged, runs in parallel.
+        let mut raw = std::mem::take(&mut self.edges);
+        raw.par_sort_unstable_by_key(|e| (e.kind, rank[e.from as usize], rank[e.to as usize]));
+        let same = |a: &RawEdge, b: &RawEdge| a.kind == b.kind && a.from == b.from && a.to == b.to;
+        let mut runs: Vec<usize> = (0..raw.len())
+            .filter(|&i| i == 0 || !same(&raw[i - 1], &raw[i]))
+            .collect();
+        runs.push(raw.len());
         let nodes_ref = &self.nodes;
-        let edges: Vec<Edge> = keyed
-            .into_par_iter()
-            .map(|((kind, from, to), (mut lines, confidence))| {
+        let raw_ref = &raw;
+        let edges: Vec<Edge> = runs
+            .par_windows(2)
+            .map(|w| {
+                let run = &raw_ref[w[0]..w[1]];
+                let mut lines: Vec<u32> = run.iter().map(|e| e.line).filter(|&l| l > 0).collect();
                 lines.sort_unstable();
                 lines.dedup();
+                let first = run[0];
                 Edge {
-                    kind,
-                    from: nodes_ref[from].id.clone(),
-                    to: nodes_ref[to].id.clone(),
+                    kind: first.kind,
+                    from: nodes_ref[first.from as usize].id.clone(),
+                    to: nodes_ref[first.to as usize].id.clone(),
                     lines,
-                    confidence,
+                    confidence: run.iter().fold(0.0, |c, e| c.max(e.confidence)),
                 }
             })
             .collect();
+        free_in_background((raw, runs));
         let mut slots: Vec<Option<Node>> = self.nodes.into_iter().map(Some).collect();
         let nodes: Vec<Node> = order
             .iter()
