@@ -191,6 +191,8 @@ async fn extract_and_write(
         report.timings_ms.insert("cache".into(), saved??);
         return Ok((report, Some(written), graph));
     }
+    // The parsed files are freed off this thread too (the JDK's are tens of megabytes of small allocations).
+    extract::free_in_background(extraction.files);
     Ok((
         report,
         None,

@@ -351,6 +351,10 @@ fn literal_key(raw: &str) -> Option<String> {
 /// Splits `a.b.C` / `ns::C` into `C` and `[a, b]`; C++ template arguments are dropped.
 fn split_qualified(raw: &str, sep: &str) -> Option<(String, Vec<String>)> {
     let raw = raw.split('<').next().unwrap_or(raw).trim();
+    // Most names are plain identifiers: no parts to split, nothing to collect.
+    if !raw.contains(sep) {
+        return (!raw.is_empty()).then(|| (raw.to_string(), Vec::new()));
+    }
     let mut parts: Vec<String> = raw
         .split(sep)
         .map(|p| p.trim().to_string())
