@@ -201,6 +201,9 @@ impl FactsCache {
 enum FileOutcome {
     // Boxed: facts are large and most outcomes are parsed files anyway.
     Parsed(Box<ParsedFile>, bool),
+    /// Parsed into a tree while the language's query was still compiling: the facts are extracted after the
+    /// other files are parsed (`facts` empty until then).
+    Deferred(Box<(ParsedFile, String, Option<tree_sitter::Tree>)>),
     Skipped(&'static str, String),
 }
 
@@ -334,6 +337,18 @@ fn run_inner(
                 }
                 outcome
             })
+            .collect::<Vec<FileOutcome>>()
+    });
+    // Files parsed while a query was compiling (the first few of each thread): their facts, now.
+    let outcomes: Vec<FileOutcome> = pool.install(|| {
+        outcomes
+            .into_par_iter()
+            .map(|outcome| match outcome {
+                FileOutcome::Deferred(deferred) => {
+                    FileOutcome::Parsed(finish_deferred_file(deferred), false)
+                }
+                other => other,
+            })
             .collect()
     });
     if cancel.is_cancelled() {
@@ -341,28 +356,32 @@ fn run_inner(
     }
     let mut files = Vec::with_capacity(outcomes.len());
     for outcome in outcomes {
-        match outcome {
-            FileOutcome::Parsed(file, reused) => {
-                if reused {
-                    report.reused += 1;
-                } else {
-                    report.parsed += 1;
-                }
-                *report
-                    .files_by_lang
-                    .entry(file.lang.as_str().to_string())
-                    .or_default() += 1;
-                report.bytes += file.size;
-                if file.facts.has_error {
-                    report.parse_error_files.push(file.path.clone());
-                }
-                if file.invalid_utf8 {
-                    report.invalid_utf8_files.push(file.path.clone());
-                }
-                files.push(*file);
+        let (file, reused) = match outcome {
+            FileOutcome::Parsed(file, reused) => (file, reused),
+            // Finished by the pass above already.
+            FileOutcome::Deferred(deferred) => (finish_deferred_file(deferred), false),
+            FileOutcome::Skipped(reason, rel) => {
+                walked.skip(reason, &rel);
+                continue;
             }
-            FileOutcome::Skipped(reason, rel) => walked.skip(reason, &rel),
+        };
+        if reused {
+            report.reused += 1;
+        } else {
+            report.parsed += 1;
         }
+        *report
+            .files_by_lang
+            .entry(file.lang.as_str().to_string())
+            .or_default() += 1;
+        report.bytes += file.size;
+        if file.facts.has_error {
+            report.parse_error_files.push(file.path.clone());
+        }
+        if file.invalid_utf8 {
+            report.invalid_utf8_files.push(file.path.clone());
+        }
+        files.push(*file);
     }
     report
         .timings_ms
@@ -428,6 +447,15 @@ fn run_inner(
     ))
 }
 
+/// The facts of a file whose parse was deferred ([`FileOutcome::Deferred`]).
+fn finish_deferred_file(
+    deferred: Box<(ParsedFile, String, Option<tree_sitter::Tree>)>,
+) -> Box<ParsedFile> {
+    let (mut file, text, tree) = *deferred;
+    file.facts = parse::finish_deferred(file.lang, tree, &text);
+    Box::new(file)
+}
+
 fn read_and_parse(
     cand: &walk::Candidate,
     max_size: u64,
@@ -469,16 +497,22 @@ fn read_and_parse(
         Ok(text) => (text, false),
         Err(err) => (String::from_utf8_lossy(err.as_bytes()).into_owned(), true),
     };
-    let facts = parse_file(cand.lang, &text);
-    let file = ParsedFile {
+    let parsed = parse::parse_or_defer(cand.lang, &text);
+    let mut file = ParsedFile {
         path: cand.rel.clone(),
         lang: cand.lang,
         hash,
         size,
         invalid_utf8,
-        facts,
+        facts: FileFacts::default(),
     };
-    FileOutcome::Parsed(Box::new(file), false)
+    match parsed {
+        parse::Parsed::Facts(facts) => {
+            file.facts = facts;
+            FileOutcome::Parsed(Box::new(file), false)
+        }
+        parse::Parsed::Deferred(tree) => FileOutcome::Deferred(Box::new((file, text, tree))),
+    }
 }
 
 #[cfg(test)]

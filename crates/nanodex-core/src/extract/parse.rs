@@ -25,7 +25,35 @@ thread_local! {
 
 /// Parses `src` as `lang` and extracts its facts.
 pub fn parse_file(lang: Lang, src: &str) -> FileFacts {
-    let Some(tree) = parse_tree(lang, src) else {
+    match parse_or_defer(lang, src) {
+        Parsed::Facts(facts) => facts,
+        Parsed::Deferred(tree) => finish_deferred(lang, tree, src),
+    }
+}
+
+/// What [`parse_or_defer`] got done.
+pub(crate) enum Parsed {
+    /// The file's facts.
+    Facts(FileFacts),
+    /// The tree (`None` when tree-sitter gave up), waiting for the language's query, which another thread is still
+    /// compiling: [`finish_deferred`] extracts the facts.
+    Deferred(Option<Tree>),
+}
+
+/// Parses `src` as `lang`, and extracts its facts unless the language's query is still being compiled (the C++
+/// query takes about 0.1 s): the caller can then parse other files meanwhile instead of waiting.
+pub(crate) fn parse_or_defer(lang: Lang, src: &str) -> Parsed {
+    let tree = parse_tree(lang, src);
+    if lang.query_unless_compiling().is_some() {
+        Parsed::Facts(finish_deferred(lang, tree, src))
+    } else {
+        Parsed::Deferred(tree)
+    }
+}
+
+/// The facts of a file parsed by [`parse_or_defer`] (waits for the language's query if need be).
+pub(crate) fn finish_deferred(lang: Lang, tree: Option<Tree>, src: &str) -> FileFacts {
+    let Some(tree) = tree else {
         // tree-sitter only gives up when cancelled or out of memory; report the whole file as an error.
         return FileFacts {
             has_error: true,

@@ -17,13 +17,13 @@ fn vanished_and_unreadable_files_are_skipped_with_a_reason() {
         FileOutcome::Skipped(reason, rel) => {
             assert_eq!((reason, rel.as_str()), ("vanished", "gone.py"))
         }
-        FileOutcome::Parsed(..) => panic!("parsed a missing file"),
+        FileOutcome::Parsed(..) | FileOutcome::Deferred(_) => panic!("parsed a missing file"),
     }
     // Opens but cannot be read (a directory where a file was expected: EISDIR), even as root.
     std::fs::create_dir(tmp.path().join("dir.py")).unwrap();
     match read_and_parse(&candidate(tmp.path(), "dir.py"), 1 << 20, None) {
         FileOutcome::Skipped(reason, _) => assert_eq!(reason, "unreadable"),
-        FileOutcome::Parsed(..) => panic!("parsed a directory"),
+        FileOutcome::Parsed(..) | FileOutcome::Deferred(_) => panic!("parsed a directory"),
     }
 }
 

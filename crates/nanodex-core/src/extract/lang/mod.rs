@@ -138,9 +138,7 @@ impl Lang {
 
     /// The compiled query for this language; compiled once per process.
     pub(crate) fn query(self) -> &'static CompiledQuery {
-        static QUERIES: [OnceLock<CompiledQuery>; 6] = [const { OnceLock::new() }; 6];
-        let idx = Lang::ALL.iter().position(|l| *l == self).unwrap_or(0);
-        QUERIES[idx].get_or_init(|| {
+        self.query_slot().get_or_init(|| {
             let spec = self.spec();
             let language = (spec.language)();
             // The query files are part of the binary and covered by tests, so a failure here is a bug in them.
@@ -149,6 +147,29 @@ impl Lang {
             let roots = pattern_roots(&language, &query, spec.query_src);
             CompiledQuery { query, roots }
         })
+    }
+
+    /// The compiled query, or `None` while [`compile_queries_in_background`]'s thread is compiling it (so the
+    /// caller can do other work rather than wait). Compiles it here when no thread is on it.
+    pub(crate) fn query_unless_compiling(self) -> Option<&'static CompiledQuery> {
+        if let Some(query) = self.query_slot().get() {
+            return Some(query);
+        }
+        if COMPILING[self.index()].load(std::sync::atomic::Ordering::Acquire) {
+            None
+        } else {
+            Some(self.query())
+        }
+    }
+
+    fn index(self) -> usize {
+        Lang::ALL.iter().position(|l| *l == self).unwrap_or(0)
+    }
+
+    fn query_slot(self) -> &'static OnceLock<CompiledQuery> {
+        static QUERIES: [OnceLock<CompiledQuery>; Lang::ALL.len()] =
+            [const { OnceLock::new() }; Lang::ALL.len()];
+        &QUERIES[self.index()]
     }
 }
 
@@ -205,19 +226,33 @@ pub fn compile_queries_in_background(langs: impl IntoIterator<Item = Lang>) {
     static STARTED: [AtomicBool; Lang::ALL.len()] =
         [const { AtomicBool::new(false) }; Lang::ALL.len()];
     for lang in langs {
-        let Some(idx) = Lang::ALL.iter().position(|l| *l == lang) else {
-            continue;
-        };
+        let idx = lang.index();
         if !STARTED[idx].swap(true, Ordering::Relaxed) {
-            // A thread that cannot be started leaves the compilation to the first file that needs it.
-            let _ = std::thread::Builder::new()
+            COMPILING[idx].store(true, Ordering::Release);
+            let spawned = std::thread::Builder::new()
                 .name(format!("nanodex-query-{}", lang.as_str()))
                 .spawn(move || {
+                    // Cleared however the compilation ends (a bad query file panics).
+                    struct Done(usize);
+                    impl Drop for Done {
+                        fn drop(&mut self) {
+                            COMPILING[self.0].store(false, Ordering::Release);
+                        }
+                    }
+                    let _done = Done(idx);
                     lang.query();
                 });
+            // A thread that cannot be started leaves the compilation to the first file that needs it.
+            if spawned.is_err() {
+                COMPILING[idx].store(false, Ordering::Release);
+            }
         }
     }
 }
+
+/// Per language: whether [`compile_queries_in_background`]'s thread is compiling its query right now.
+static COMPILING: [std::sync::atomic::AtomicBool; Lang::ALL.len()] =
+    [const { std::sync::atomic::AtomicBool::new(false) }; Lang::ALL.len()];
 
 /// Text of a node.
 pub(crate) fn text<'s>(node: Node<'_>, src: &'s str) -> &'s str {

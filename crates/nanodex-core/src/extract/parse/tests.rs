@@ -158,6 +158,15 @@ fn syntax_errors_are_flagged_not_fatal() {
 }
 
 #[test]
+fn a_deferred_parse_without_a_tree_is_one_error() {
+    let facts = finish_deferred(Lang::Python, None, "x = 1\ny = 2\n");
+    assert!(facts.has_error);
+    assert_eq!(facts.error_lines, vec![1]);
+    assert_eq!(facts.n_lines, 2);
+    assert!(facts.defs.is_empty() && facts.refs.is_empty());
+}
+
+#[test]
 fn deep_nesting_does_not_overflow() {
     let depth = 50_000;
     let src = format!("x = {}1{}\n", "(".repeat(depth), ")".repeat(depth));
@@ -340,6 +349,12 @@ fn query_at_pattern_roots_equals_whole_tree() {
         let at_roots = facts_with(*lang, &tree, src, true);
         let whole = facts_with(*lang, &tree, src, false);
         assert_eq!(at_roots, whole, "{name}");
+        // A parse deferred while the query compiled ends with the same facts.
+        assert_eq!(
+            finish_deferred(*lang, Some(tree.clone()), src),
+            at_roots,
+            "{name}"
+        );
     }
     // The comparison is not vacuous: the deep source alone has one (distinct) call per level.
     let deep = sources
