@@ -318,7 +318,7 @@ fn run_inner(
             path: root.clone(),
             cause: std::io::Error::other(e),
         })?;
-    let outcomes: Vec<FileOutcome> = pool.install(|| {
+    let mut outcomes: Vec<FileOutcome> = pool.install(|| {
         paired
             .into_par_iter()
             .map(|(cand, prev)| {
@@ -340,17 +340,19 @@ fn run_inner(
             .collect::<Vec<FileOutcome>>()
     });
     // Files parsed while a query was compiling (the first few of each thread): their facts, now.
-    let outcomes: Vec<FileOutcome> = pool.install(|| {
-        outcomes
-            .into_par_iter()
-            .map(|outcome| match outcome {
-                FileOutcome::Deferred(deferred) => {
-                    FileOutcome::Parsed(finish_deferred_file(deferred), false)
+    // Done in place, and only when there are any.
+    if outcomes
+        .iter()
+        .any(|o| matches!(o, FileOutcome::Deferred(_)))
+    {
+        pool.install(|| {
+            outcomes.par_iter_mut().for_each(|outcome| {
+                if matches!(outcome, FileOutcome::Deferred(_)) {
+                    finish_in_place(outcome);
                 }
-                other => other,
             })
-            .collect()
-    });
+        });
+    }
     if cancel.is_cancelled() {
         return Err(ExtractError::Cancelled);
     }
@@ -445,6 +447,17 @@ fn run_inner(
         },
         cache,
     ))
+}
+
+/// Turns a [`FileOutcome::Deferred`] into [`FileOutcome::Parsed`] with its facts; other outcomes stay as they are.
+fn finish_in_place(outcome: &mut FileOutcome) {
+    let taken = std::mem::replace(outcome, FileOutcome::Skipped("cancelled", String::new()));
+    *outcome = match taken {
+        FileOutcome::Deferred(deferred) => {
+            FileOutcome::Parsed(finish_deferred_file(deferred), false)
+        }
+        other => other,
+    };
 }
 
 /// The facts of a file whose parse was deferred ([`FileOutcome::Deferred`]).

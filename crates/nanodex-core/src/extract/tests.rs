@@ -106,3 +106,37 @@ fn stable_keys_differ_by_part_boundaries() {
         stable_key(&["calls", "function:ab"])
     );
 }
+
+#[test]
+fn a_deferred_outcome_is_finished_in_place_and_others_are_left_alone() {
+    let text = "class A:\n    def f(self):\n        g()\n";
+    let tree = {
+        let mut parser = tree_sitter::Parser::new();
+        parser.set_language(&Lang::Python.grammar()).unwrap();
+        parser.parse(text, None)
+    };
+    assert!(tree.is_some());
+    let file = ParsedFile {
+        path: "a.py".into(),
+        lang: Lang::Python,
+        hash: "h".into(),
+        size: text.len() as u64,
+        invalid_utf8: false,
+        facts: FileFacts::default(),
+    };
+    let mut outcome = FileOutcome::Deferred(Box::new((file, text.to_string(), tree)));
+    finish_in_place(&mut outcome);
+    match &outcome {
+        FileOutcome::Parsed(file, reused) => {
+            assert!(!reused);
+            assert_eq!(file.path, "a.py");
+            // The same facts as a parse that was not deferred.
+            assert_eq!(file.facts, parse::parse_file(Lang::Python, text));
+            assert!(!file.facts.defs.is_empty());
+        }
+        _ => panic!("a deferred outcome was not finished"),
+    }
+    let mut skipped = FileOutcome::Skipped("binary", "b.bin".into());
+    finish_in_place(&mut skipped);
+    assert!(matches!(skipped, FileOutcome::Skipped("binary", ref rel) if rel == "b.bin"));
+}
