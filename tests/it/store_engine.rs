@@ -1,5 +1,5 @@
 //! The storage engine under the on-disk graph (SurrealKV), driven directly. nanodex builds a patched copy
-//! (`vendor/surrealkv`, see its `PATCHES.md`). The tests of patches 1-5 fail against the crate without their
+//! (`vendor/surrealkv`, see its `PATCHES.md`). The tests of patches 1-5 and 9 fail against the crate without their
 //! patch; patches 6 and 7 only remove work (copies; an fsync and a hash that nothing observes), so their tests
 //! check that what they rewrote (filters built from key hashes, values read in place while flushing, log
 //! rotations without an fsync, the commit oracle's map) gives what the release gave. Patch 8 adds a bulk load
@@ -8,6 +8,8 @@
 //!   SurrealKV 0.21.4 takes the immutable-memtable lock before the level manifest when a scan collects its
 //!   state, while a compaction's manifest update takes them the other way round (a scan or write then stops
 //!   making progress).
+//! - A memtable rotated while the flush task ends its round must be flushed: SurrealKV 0.21.4 skipped the wake-up
+//!   while the task still counted as running, and a writer stalled behind two unflushed memtables for ever.
 //! - A compaction must not fill the block cache with the blocks of the tables it merges (and then deletes):
 //!   the compaction that opening a store starts held up to the cache's capacity (64 MiB) beside the next
 //!   write, the peak of a JDK rebuild.
@@ -29,34 +31,12 @@ fn range_scans_during_flushes_and_compactions_do_not_deadlock() {
     // The engine's flush and compaction tasks run on `rt`.
     let (_dir, kv, rt) = new_store();
     // A tiny memtable: a flush every few transactions, a level-0 compaction every fourth flush.
-    let tree = build_tree(&rt, store_at(&kv, 64 * 1024));
-    let tree = Arc::new(tree);
+    let tree = Arc::new(build_tree(&rt, store_at(&kv, 64 * 1024)));
     let stop = Arc::new(AtomicBool::new(false));
     // Operations finished by each thread: the writer first, then the readers.
     let done: Arc<Vec<AtomicU64>> = Arc::new((0..4).map(|_| AtomicU64::new(0)).collect());
 
-    let mut threads = vec![{
-        let (tree, stop, done, handle) = (
-            tree.clone(),
-            stop.clone(),
-            done.clone(),
-            rt.handle().clone(),
-        );
-        std::thread::spawn(move || {
-            let mut n = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                let mut txn = tree.begin().expect("write transaction");
-                for _ in 0..200 {
-                    // Keys cycle so that compactions merge overlapping tables.
-                    let key = format!("key{:08}", n % 20_000);
-                    txn.set(key.as_bytes(), &[7u8; 100]).expect("set");
-                    n += 1;
-                }
-                handle.block_on(txn.commit()).expect("commit");
-                done[0].fetch_add(1, Ordering::Relaxed);
-            }
-        })
-    }];
+    let mut threads = vec![spawn_writer(&tree, &stop, &done, &rt, 200)];
     for i in 1..done.len() {
         let (tree, stop, done) = (tree.clone(), stop.clone(), done.clone());
         threads.push(std::thread::spawn(move || {
@@ -77,8 +57,51 @@ fn range_scans_during_flushes_and_compactions_do_not_deadlock() {
             }
         }));
     }
+    let rt = watch(threads, &done, &stop, rt, RUN);
+    rt.block_on(tree.close()).expect("close");
+}
 
-    // Every thread must keep finishing operations while the workload runs, and stop when told.
+/// The writer thread of the workloads above: transactions of `keys` sets each until `stop`, each counted in
+/// `done[0]` once committed.
+fn spawn_writer(
+    tree: &Arc<surrealkv::Tree>,
+    stop: &Arc<AtomicBool>,
+    done: &Arc<Vec<AtomicU64>>,
+    rt: &tokio::runtime::Runtime,
+    keys: usize,
+) -> std::thread::JoinHandle<()> {
+    let (tree, stop, done, handle) = (
+        tree.clone(),
+        stop.clone(),
+        done.clone(),
+        rt.handle().clone(),
+    );
+    std::thread::spawn(move || {
+        let mut n = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            let mut txn = tree.begin().expect("write transaction");
+            for _ in 0..keys {
+                // Keys cycle so that compactions merge overlapping tables.
+                let key = format!("key{:08}", n % 20_000);
+                txn.set(key.as_bytes(), &[7u8; 100]).expect("set");
+                n += 1;
+            }
+            handle.block_on(txn.commit()).expect("commit");
+            done[0].fetch_add(1, Ordering::Relaxed);
+        }
+    })
+}
+
+/// Lets `threads` (thread 0 the writer, the others range scans) run for `run`, then stops them and waits for them;
+/// `done[i]` counts the operations thread `i` finished. Fails when a thread finishes none for [`STUCK`]. Gives
+/// `rt` back for the close.
+fn watch(
+    threads: Vec<std::thread::JoinHandle<()>>,
+    done: &[AtomicU64],
+    stop: &AtomicBool,
+    rt: tokio::runtime::Runtime,
+    run: Duration,
+) -> tokio::runtime::Runtime {
     let start = Instant::now();
     let mut last: Vec<(u64, Instant)> = done.iter().map(|_| (0, start)).collect();
     loop {
@@ -90,7 +113,7 @@ fn range_scans_during_flushes_and_compactions_do_not_deadlock() {
                 (*count, *since) = (c, now);
             }
             if now - *since >= STUCK {
-                // The runtime's worker is stuck too: dropping the runtime would wait for it forever.
+                // The stuck thread may hold the runtime up: dropping it could wait for ever.
                 std::mem::forget(rt);
                 panic!(
                     "thread {i} ({}) made no progress for {STUCK:?} after {c} operations: the engine deadlocked",
@@ -98,7 +121,7 @@ fn range_scans_during_flushes_and_compactions_do_not_deadlock() {
                 );
             }
         }
-        if now - start >= RUN {
+        if now - start >= run {
             stop.store(true, Ordering::Relaxed);
         }
         if threads.iter().all(|t| t.is_finished()) {
@@ -113,7 +136,63 @@ fn range_scans_during_flushes_and_compactions_do_not_deadlock() {
         counts.iter().all(|&c| c > 0),
         "every thread ran: {counts:?}"
     );
+    rt
+}
+
+/// The engine's own debug message at the end of each round of memtable flushes, after its last check for more
+/// immutable memtables and before it marks itself idle.
+const FLUSH_ROUND_DONE: &str = "Memtable flush task completed";
+/// How long [`SlowFlushRounds`] holds the flush task at that message.
+const FLUSH_ROUND_PAUSE: Duration = Duration::from_millis(100);
+/// Flush rounds that [`SlowFlushRounds`] held.
+static FLUSH_ROUNDS_HELD: AtomicU64 = AtomicU64::new(0);
+
+/// A logger that holds the flush task at [`FLUSH_ROUND_DONE`]: what a preempted worker thread does on a loaded
+/// machine (where CI met the bug), made certain.
+struct SlowFlushRounds;
+
+impl log::Log for SlowFlushRounds {
+    fn enabled(&self, _: &log::Metadata) -> bool {
+        true
+    }
+
+    fn log(&self, record: &log::Record) {
+        if record.args().to_string().starts_with(FLUSH_ROUND_DONE) {
+            FLUSH_ROUNDS_HELD.fetch_add(1, Ordering::Relaxed);
+            std::thread::sleep(FLUSH_ROUND_PAUSE);
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+#[test]
+fn memtables_rotated_while_a_flush_round_ends_are_flushed() {
+    crate::in_child_process(
+        "store_engine::memtables_rotated_while_a_flush_round_ends_are_flushed",
+        rotated_memtables_child,
+    );
+}
+
+/// A writer fills a memtable every transaction or two, so it rotates two memtables (the stall threshold) while
+/// the flush task ends its round: the release skipped their wake-up because the task still counted as running,
+/// and the writer then stalled for ever (patch 9).
+fn rotated_memtables_child() {
+    log::set_logger(&SlowFlushRounds).expect("the child process's only logger");
+    log::set_max_level(log::LevelFilter::Debug);
+    let (_dir, kv, rt) = new_store();
+    let tree = Arc::new(build_tree(&rt, store_at(&kv, 16 * 1024)));
+    let stop = Arc::new(AtomicBool::new(false));
+    let done: Arc<Vec<AtomicU64>> = Arc::new(vec![AtomicU64::new(0)]);
+    let writer = spawn_writer(&tree, &stop, &done, &rt, 20);
+    let rt = watch(vec![writer], &done, &stop, rt, Duration::from_secs(2));
     rt.block_on(tree.close()).expect("close");
+    // The pause sat where the race was.
+    assert!(
+        FLUSH_ROUNDS_HELD.load(Ordering::Relaxed) >= 3,
+        "the flush task logged {FLUSH_ROUND_DONE:?} {} times: the test no longer holds it where the race was",
+        FLUSH_ROUNDS_HELD.load(Ordering::Relaxed)
+    );
 }
 
 /// Memtable of the compaction test: each of its four sessions writes less than this, so each leaves exactly one

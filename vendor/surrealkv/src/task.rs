@@ -75,17 +75,14 @@ impl TaskManager {
 					running.store(true, Ordering::SeqCst);
 					log::debug!("Memtable flush task starting");
 
-					// Flush ALL pending immutable memtables in a loop
+					// Flush ALL pending immutable memtables in a loop. nanodex patch 9: checked before each flush, as
+					// a wake-up may find them flushed already by the previous round.
 					let mut flush_count = 0;
-					loop {
+					while core.has_pending_immutables() {
 						match core.compact_memtable() {
 							Ok(()) => {
 								flush_count += 1;
 								write_stall.signal_work_done();
-								// Check if there are more immutables to flush
-								if !core.has_pending_immutables() {
-									break;
-								}
 							}
 							Err(e) => {
 								log::error!("Memtable compaction task error: {e:?}");
@@ -161,18 +158,15 @@ impl TaskManager {
 		}
 	}
 
+	// nanodex patch 9: a wake-up always leaves a permit. The release skipped it while the task was running, but a
+	// task that has made its last check for work and not yet cleared its flag is "running" too: a memtable rotated
+	// then was never flushed, and a writer stalled behind it waited for ever.
 	pub(crate) fn wake_up_memtable(&self) {
-		// Only notify if not already running
-		if !self.memtable_running.load(Ordering::Acquire) {
-			self.memtable_notify.notify_one();
-		}
+		self.memtable_notify.notify_one();
 	}
 
 	pub(crate) fn wake_up_level(&self) {
-		// Only notify if not already running
-		if !self.level_running.load(Ordering::Acquire) {
-			self.level_notify.notify_one();
-		}
+		self.level_notify.notify_one();
 	}
 
 	pub async fn stop(&self) {
