@@ -1,24 +1,12 @@
 //! The installed CPython standard library as a real corpus. Facts below were checked by reading its source
 //! (`json/__init__.py`, `json/decoder.py` of CPython 3.11).
 
-use std::path::PathBuf;
-use std::process::Command;
-
 use nanodex_core::extract::NodeType;
 
 use crate::{default_config, extract_with, has_edge};
 
-/// The stdlib folder of `python3`; a missing interpreter is a test failure with a clear message, not a skip.
-pub fn stdlib_dir() -> PathBuf {
-    if let Ok(dir) = std::env::var("NANODEX_PYTHON_STDLIB") {
-        return PathBuf::from(dir);
-    }
-    let out = Command::new("python3")
-        .args(["-c", "import sysconfig; print(sysconfig.get_paths()['stdlib'])"])
-        .output()
-        .expect("python3 must be installed (scripts/setup.sh installs it), or set NANODEX_PYTHON_STDLIB");
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-}
+/// The stdlib folder (`NANODEX_PYTHON_STDLIB`, or `python3`'s).
+pub use nanodex_tests::python_stdlib as stdlib_dir;
 
 #[test]
 fn json_facts_in_the_standard_library() {

@@ -31,14 +31,10 @@ fn stderr(out: &Output) -> String {
 }
 
 fn stdlib() -> String {
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            "import sysconfig; print(sysconfig.get_paths()['stdlib'])",
-        ])
-        .output()
-        .expect("python3");
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+    nanodex_tests::python_stdlib()
+        .to_str()
+        .expect("the stdlib path is UTF-8")
+        .to_string()
 }
 
 #[test]

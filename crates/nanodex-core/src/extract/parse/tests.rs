@@ -368,16 +368,7 @@ fn query_at_pattern_roots_equals_whole_tree() {
 /// (`s.replace(a, b).replace(c, d)`), which the query reports in another order when it runs at the roots.
 #[test]
 fn query_at_pattern_roots_equals_whole_tree_on_the_standard_library() {
-    let stdlib = match std::env::var("NANODEX_PYTHON_STDLIB") {
-        Ok(dir) => std::path::PathBuf::from(dir),
-        Err(_) => {
-            let out = std::process::Command::new("python3")
-                .args(["-c", "import sysconfig; print(sysconfig.get_paths()['stdlib'])"])
-                .output()
-                .expect("python3 must be installed (scripts/setup.sh installs it), or set NANODEX_PYTHON_STDLIB");
-            std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-        }
-    };
+    let stdlib = nanodex_tests::python_stdlib();
     let mut sources = Vec::new();
     for package in [
         "json", "email", "asyncio", "xml", "http", "logging", "unittest",
