@@ -61,7 +61,7 @@ fn range_scans_during_flushes_and_compactions_do_not_deadlock() {
     rt.block_on(tree.close()).expect("close");
 }
 
-/// The writer thread of the workloads above: transactions of `keys` sets each until `stop`, each counted in
+/// The writer thread of the scan and flush-round tests: transactions of `keys` sets each until `stop`, each counted in
 /// `done[0]` once committed.
 fn spawn_writer(
     tree: &Arc<surrealkv::Tree>,

@@ -345,13 +345,7 @@ fn run_inner(
         .iter()
         .any(|o| matches!(o, FileOutcome::Deferred(_)))
     {
-        pool.install(|| {
-            outcomes.par_iter_mut().for_each(|outcome| {
-                if matches!(outcome, FileOutcome::Deferred(_)) {
-                    finish_in_place(outcome);
-                }
-            })
-        });
+        pool.install(|| outcomes.par_iter_mut().for_each(finish_in_place));
     }
     if cancel.is_cancelled() {
         return Err(ExtractError::Cancelled);

@@ -13,6 +13,7 @@ mod typescript;
 
 use std::path::Path;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{Deserialize, Serialize};
 use tree_sitter::{Language, Node, Query};
@@ -155,7 +156,7 @@ impl Lang {
         if let Some(query) = self.query_slot().get() {
             return Some(query);
         }
-        if COMPILING[self.index()].load(std::sync::atomic::Ordering::Acquire) {
+        if COMPILING[self.index()].load(Ordering::Acquire) {
             None
         } else {
             Some(self.query())
@@ -222,7 +223,6 @@ fn pattern_roots(language: &Language, query: &Query, src: &str) -> Option<Vec<bo
 /// query then waits only for what is left. tree-sitter analyses a query against the whole grammar: C++'s takes
 /// 55 ms, Python's 17 ms, Java's 10 ms, which a one-file re-extraction otherwise spends on its critical path.
 pub fn compile_queries_in_background(langs: impl IntoIterator<Item = Lang>) {
-    use std::sync::atomic::{AtomicBool, Ordering};
     static STARTED: [AtomicBool; Lang::ALL.len()] =
         [const { AtomicBool::new(false) }; Lang::ALL.len()];
     for lang in langs {
@@ -251,8 +251,8 @@ pub fn compile_queries_in_background(langs: impl IntoIterator<Item = Lang>) {
 }
 
 /// Per language: whether [`compile_queries_in_background`]'s thread is compiling its query right now.
-static COMPILING: [std::sync::atomic::AtomicBool; Lang::ALL.len()] =
-    [const { std::sync::atomic::AtomicBool::new(false) }; Lang::ALL.len()];
+static COMPILING: [AtomicBool; Lang::ALL.len()] =
+    [const { AtomicBool::new(false) }; Lang::ALL.len()];
 
 /// Text of a node.
 pub(crate) fn text<'s>(node: Node<'_>, src: &'s str) -> &'s str {
