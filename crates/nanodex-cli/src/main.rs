@@ -1,7 +1,7 @@
 //! `nanodex`: the command-line front end. Glue only: parse flags, call `nanodex_core`, print.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -633,7 +633,7 @@ async fn cmd_extract(
             &outcome.report,
             outcome.write.as_ref(),
             no_store,
-            &common.workspace,
+            &graph::store_location(&cfg.graph, &common.workspace),
         )?;
     }
     Ok(ExitCode::SUCCESS)
@@ -660,7 +660,7 @@ fn print_report(
     report: &ExtractReport,
     write: Option<&graph::WriteReport>,
     no_store: bool,
-    workspace: &Path,
+    store: &str,
 ) -> Result<()> {
     let mut out = std::io::stdout().lock();
     let files: u64 = report.files_by_lang.values().sum();
@@ -711,12 +711,7 @@ fn print_report(
         Some(w) => writeln!(
             out,
             "  store:       {} write to {} ({} inserted, {} updated, {} deleted) in {}",
-            w.mode,
-            graph::brain_dir(workspace).join("graph.db").display(),
-            w.inserted,
-            w.updated,
-            w.deleted,
-            w.db
+            w.mode, store, w.inserted, w.updated, w.deleted, w.db
         )?,
         None if no_store => writeln!(out, "  store:       skipped (--no-store)")?,
         None => {}

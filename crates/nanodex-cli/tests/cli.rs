@@ -46,7 +46,11 @@ fn extract_inspect_show_query() {
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(text.contains("files:       java 6"), "{text}");
-    assert!(text.contains("store:       full write"), "{text}");
+    let db = ws.path().join("brain").join("graph.db");
+    assert!(
+        text.contains(&format!("store:       full write to {} (", db.display())),
+        "{text}"
+    );
 
     let out = run(&["graph-inspect", "--workspace", wsp, "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -99,6 +103,29 @@ fn extract_inspect_show_query() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["report"]["parsed"], 0);
     assert_eq!(json["write"]["mode"], "incremental");
+}
+
+#[test]
+fn the_report_names_the_store_written_to() {
+    let ws = tempfile::tempdir().unwrap();
+    let cfg = ws.path().join("memory.yaml");
+    std::fs::write(&cfg, "graph:\n  store: memory\n").unwrap();
+    let repo = fixture("java");
+    let out = run(&[
+        "extract",
+        repo.to_str().unwrap(),
+        "--workspace",
+        ws.path().to_str().unwrap(),
+        "--config",
+        cfg.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("store:       full write to memory ("),
+        "{text}"
+    );
+    assert!(!text.contains("graph.db"), "{text}");
 }
 
 #[test]

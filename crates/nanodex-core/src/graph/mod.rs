@@ -79,6 +79,16 @@ pub fn brain_dir(workspace: &Path) -> PathBuf {
     workspace.join("brain")
 }
 
+/// Where `cfg` keeps `workspace`'s graph, for messages: the embedded store's directory, `memory`, or the server's
+/// URL and namespace.
+pub fn store_location(cfg: &GraphConfig, workspace: &Path) -> String {
+    match &cfg.store {
+        Store::Workspace => brain_dir(workspace).join("graph.db").display().to_string(),
+        Store::Memory => "memory".into(),
+        Store::Remote(url) => format!("{url} (namespace {})", cfg.namespace),
+    }
+}
+
 /// An open graph store.
 pub struct GraphStore {
     /// The connection (`None` only while a rebuild swaps the store's directory).

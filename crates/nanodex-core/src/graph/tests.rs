@@ -76,6 +76,26 @@ fn write_inspect_show_and_traverse_in_memory() {
 }
 
 #[test]
+fn the_store_location_names_the_directory_memory_or_the_server() {
+    let cfg = |store| GraphConfig {
+        store,
+        namespace: "team".into(),
+        batch_size: 1000,
+        write_tasks: 0,
+    };
+    let ws = Path::new("/work/ws");
+    assert_eq!(
+        store_location(&cfg(Store::Workspace), ws),
+        Path::new("/work/ws/brain/graph.db").display().to_string()
+    );
+    assert_eq!(store_location(&cfg(Store::Memory), ws), "memory");
+    assert_eq!(
+        store_location(&cfg(Store::Remote("ws://127.0.0.1:8000".into())), ws),
+        "ws://127.0.0.1:8000 (namespace team)"
+    );
+}
+
+#[test]
 fn read_only_queries_reject_writes() {
     assert!(check_read_only("SELECT * FROM function WHERE name = 'delete'").is_ok());
     assert!(check_read_only("SELECT `update` FROM x").is_ok());
