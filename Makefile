@@ -3,7 +3,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/nanodex/target
 REPO ?= $(shell python3 -c 'import sysconfig; print(sysconfig.get_paths()["stdlib"])')
 WS ?= .nanodex
 NANODEX = cargo run --release --quiet -p nanodex-cli --
-.PHONY: setup all extract graph-inspect brain brain-embed search train-lora train-qlora generate test app e2e bench-app bench bench-embed bench-brain bench-train bench-learn check-cuda
+.PHONY: setup all extract graph-inspect brain brain-embed search train-lora train-qlora generate test app e2e test-remote bench-app bench bench-embed bench-brain bench-train bench-learn check-cuda
 
 setup:
 	bash scripts/setup.sh
@@ -48,6 +48,11 @@ generate:
 # Every test: Rust (workspace), UI unit tests (vitest) and the desktop app end to end; prints summary lines.
 test:
 	bash scripts/test.sh
+
+# The remote graph store against a real SurrealDB server on 127.0.0.1 (builds SurrealDB's server once, ~25 min; not
+# part of CI): the server's graph equals the embedded store's, also after an incremental run.
+test-remote:
+	bash scripts/test_remote.sh
 
 # The desktop app (Tauri v2): `make app` opens the window; `make e2e` drives it under Xvfb with WebDriver.
 app:
