@@ -41,7 +41,7 @@ for _ in $(seq 300); do
   kill -0 "$SERVER_PID" 2>/dev/null || { cat "$TMP/server.log"; echo "FAIL: the server did not start"; exit 1; }
   sleep 0.2
 done
-echo "server: $("$SURREAL" version 2>/dev/null | head -1) on 127.0.0.1:$PORT"
+echo "server: SurrealDB $("$SURREAL" version 2>/dev/null | tail -1) on 127.0.0.1:$PORT"
 export NANODEX_DB_USER=root NANODEX_DB_PASS=$PASS
 
 FAILED=0
