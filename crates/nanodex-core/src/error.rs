@@ -120,6 +120,18 @@ pub enum GraphError {
         /// Workspace.
         workspace: PathBuf,
     },
+    /// A SurrealDB server refused the sign-in.
+    #[error(
+        "graph store: {url} refused the sign-in as `{user}`: {message}; set NANODEX_DB_USER and NANODEX_DB_PASS to an account of that server"
+    )]
+    SignIn {
+        /// The server.
+        url: String,
+        /// The user name tried.
+        user: String,
+        /// The server's message.
+        message: String,
+    },
     /// A SurrealDB call failed.
     #[error("graph store: {context}: {message}")]
     Db {

@@ -685,9 +685,13 @@ impl GraphStore {
                     .map_err(GraphError::db(format!("opening {endpoint}")))?;
                 let username = std::env::var("NANODEX_DB_USER").unwrap_or_else(|_| "root".into());
                 let password = std::env::var("NANODEX_DB_PASS").unwrap_or_default();
-                db.signin_root(username, password)
+                db.signin_root(username.clone(), password)
                     .await
-                    .map_err(GraphError::db("signing in"))?;
+                    .map_err(|err| GraphError::SignIn {
+                        url: endpoint.clone(),
+                        user: username,
+                        message: err.to_string(),
+                    })?;
                 db
             }
             _ => open_local(&endpoint, conn::Durability::EachCommit).await?,
