@@ -79,11 +79,16 @@ pub fn brain_dir(workspace: &Path) -> PathBuf {
     workspace.join("brain")
 }
 
+/// The embedded store's directory in `workspace`.
+fn embedded_store_dir(workspace: &Path) -> PathBuf {
+    brain_dir(workspace).join("graph.db")
+}
+
 /// Where `cfg` keeps `workspace`'s graph, for messages: the embedded store's directory, `memory`, or the server's
 /// URL and namespace.
 pub fn store_location(cfg: &GraphConfig, workspace: &Path) -> String {
     match &cfg.store {
-        Store::Workspace => brain_dir(workspace).join("graph.db").display().to_string(),
+        Store::Workspace => embedded_store_dir(workspace).display().to_string(),
         Store::Memory => "memory".into(),
         Store::Remote(url) => format!("{url} (namespace {})", cfg.namespace),
     }
@@ -641,17 +646,14 @@ impl GraphStore {
         let lock_path = brain.join("graph.lock");
         let (endpoint, location, lock, state_path) = match &cfg.store {
             Store::Workspace => {
-                if !write
-                    && !brain.join("graph.db").exists()
-                    && !swap_paths(&brain.join("graph.db")).2.exists()
-                {
+                let db_path = embedded_store_dir(workspace);
+                if !write && !db_path.exists() && !swap_paths(&db_path).2.exists() {
                     return Err(GraphError::Empty {
-                        path: brain.join("graph.db"),
+                        path: db_path,
                         workspace: workspace.to_path_buf(),
                     });
                 }
                 let lock = take_lock(&lock_path)?;
-                let db_path = brain.join("graph.db");
                 finish_swap(&db_path).map_err(|cause| GraphError::Io {
                     path: db_path.clone(),
                     cause,
