@@ -112,6 +112,37 @@ pub enum GraphError {
         /// Holder's pid, as written in the lock file (`?` when unknown).
         pid: String,
     },
+    /// Another writer holds the lease on the server namespace (see `graph::lease`).
+    #[error(
+        "graph store: {place} is being written by pid {pid} on {host} (workspace {workspace}; lease renewed {age_secs} s ago); \
+         wait for that run to finish, or set another graph.namespace; a lease not renewed for {ttl_secs} s is taken over"
+    )]
+    LeaseHeld {
+        /// Server and namespace.
+        place: String,
+        /// Holder's host.
+        host: String,
+        /// Holder's pid.
+        pid: u32,
+        /// Holder's workspace.
+        workspace: String,
+        /// Seconds since the holder last renewed the lease.
+        age_secs: u64,
+        /// Seconds after which a lease not renewed is taken over.
+        ttl_secs: u64,
+    },
+    /// This writer's lease on the server namespace went to another writer (not renewed for too long): the write
+    /// stopped before making anything current.
+    #[error(
+        "graph store: lost the writer lease of {place} to another writer (a lease is taken over when not renewed \
+         for {ttl_secs} s); this run's graph was not made current; run extract again"
+    )]
+    LeaseLost {
+        /// Server and namespace.
+        place: String,
+        /// Seconds after which a lease not renewed is taken over.
+        ttl_secs: u64,
+    },
     /// No graph has been written yet.
     #[error("{}: no code graph yet; run `nanodex extract <REPO> --workspace {}` first", path.display(), workspace.display())]
     Empty {

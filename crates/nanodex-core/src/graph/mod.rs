@@ -11,6 +11,8 @@
 //!   transaction. The difference is computed against fingerprints saved beside the store (`graph.state`), which
 //!   are trusted only when their generation matches the store's; otherwise the run falls back to a full build.
 //!
+//! A server's namespace takes one writer at a time ([`lease`]); the embedded store, one process (the workspace lock).
+//!
 //! All queries bind their values as parameters; table names come from the [`NodeType`] / [`EdgeKind`] enums.
 
 use std::borrow::Cow;
@@ -31,6 +33,7 @@ use crate::progress::{ProgressEvent, Sink};
 mod brain;
 mod bulk;
 mod conn;
+mod lease;
 pub use brain::Hit;
 use conn::Conn;
 
@@ -118,6 +121,9 @@ pub struct GraphStore {
     location: PathBuf,
     workspace: PathBuf,
     _lock: Option<FileLock>,
+    /// A writer's lease on a server's namespace ([`lease`]); `None` for the embedded engine, whose workspace lock
+    /// is the only way in, and for readers.
+    lease: Option<lease::Lease>,
 }
 
 /// Fingerprints of the records last written, for incremental diffs.
@@ -540,6 +546,24 @@ fn embedded_endpoint(dir: &Path) -> String {
     format!("surrealkv://{}", abs.display())
 }
 
+/// Connects to the SurrealDB server at `endpoint` and signs in as `NANODEX_DB_USER` (default `root`) with
+/// `NANODEX_DB_PASS`.
+async fn open_remote(endpoint: &str) -> Result<Conn, GraphError> {
+    let db = conn::open_remote(endpoint)
+        .await
+        .map_err(GraphError::db(format!("opening {endpoint}")))?;
+    let username = std::env::var("NANODEX_DB_USER").unwrap_or_else(|_| "root".into());
+    let password = std::env::var("NANODEX_DB_PASS").unwrap_or_default();
+    db.signin_root(username.clone(), password)
+        .await
+        .map_err(|err| GraphError::SignIn {
+            url: endpoint.to_string(),
+            user: username,
+            message: err.to_string(),
+        })?;
+    Ok(db)
+}
+
 async fn open_local(endpoint: &str, durability: conn::Durability) -> Result<Conn, GraphError> {
     conn::open_local(endpoint, durability)
         .await
@@ -555,7 +579,7 @@ async fn prepare(db: &Conn, ns: &str) -> Result<Option<String>, GraphError> {
     // The namespace name was validated as an identifier by `config`.
     let setup = format!(
         "DEFINE NAMESPACE IF NOT EXISTS {ns}; USE NS {ns}; DEFINE DATABASE IF NOT EXISTS meta; USE NS {ns} DB meta; \
-         DEFINE TABLE IF NOT EXISTS state SCHEMALESS;"
+         DEFINE TABLE IF NOT EXISTS state SCHEMALESS; DEFINE TABLE IF NOT EXISTS writer SCHEMALESS;"
     );
     db.query(setup)
         .await
@@ -681,24 +705,23 @@ impl GraphStore {
             }
         };
         let db = match &cfg.store {
-            Store::Remote(_) => {
-                let db = conn::open_remote(&endpoint)
-                    .await
-                    .map_err(GraphError::db(format!("opening {endpoint}")))?;
-                let username = std::env::var("NANODEX_DB_USER").unwrap_or_else(|_| "root".into());
-                let password = std::env::var("NANODEX_DB_PASS").unwrap_or_default();
-                db.signin_root(username.clone(), password)
-                    .await
-                    .map_err(|err| GraphError::SignIn {
-                        url: endpoint.clone(),
-                        user: username,
-                        message: err.to_string(),
-                    })?;
-                db
-            }
+            Store::Remote(_) => open_remote(&endpoint).await?,
             _ => open_local(&endpoint, conn::Durability::EachCommit).await?,
         };
         let current = prepare(&db, &cfg.namespace).await?;
+        // A writer of a server's namespace takes its lease, over a connection of the lease's own.
+        let lease = match &cfg.store {
+            Store::Remote(_) if write => {
+                let conn = open_remote(&endpoint).await?;
+                conn.use_ns_db(&cfg.namespace, "meta")
+                    .await
+                    .map_err(GraphError::db("selecting namespace"))?;
+                let me = lease::Claimant::this_process(workspace);
+                let place = store_location(cfg, workspace);
+                Some(lease::acquire(conn, me, lease::TTL, place).await?)
+            }
+            _ => None,
+        };
         // A writer reads the fingerprints of the last write while the caller parses.
         let state_prefetch = match (&state_path, &current, write) {
             (Some(path), Some(_), true) => {
@@ -725,6 +748,7 @@ impl GraphStore {
             location,
             workspace: workspace.to_path_buf(),
             _lock: lock,
+            lease,
         })
     }
 
@@ -1151,13 +1175,27 @@ impl GraphStore {
                 .use_db("meta")
                 .await
                 .map_err(GraphError::db("selecting meta"))?;
-            self.db()
-                .query("UPSERT state:current CONTENT { db: $db, generation: $generation } RETURN NONE")
+            // A server's namespace switches only while this writer holds its lease, checked in the same
+            // transaction.
+            let switch = match &self.lease {
+                Some(lease) => self
+                    .db()
+                    .query(lease::GUARDED_SWITCH)
+                    .bind(("owner", lease.owner().to_string())),
+                None => self.db().query(
+                    "UPSERT state:current CONTENT { db: $db, generation: $generation } RETURN NONE",
+                ),
+            };
+            let switched = switch
                 .bind(("db", name.clone()))
                 .bind(("generation", generation as i64))
                 .await
-                .and_then(|r| r.check())
-                .map_err(GraphError::db("switching to the new graph"))?;
+                .and_then(|r| r.check());
+            if let (Err(_), Some(lease)) = (&switched, &self.lease) {
+                // Not switched: the lease is gone, or the server failed; the lease's own check tells which.
+                lease.confirm().await?;
+            }
+            switched.map_err(GraphError::db("switching to the new graph"))?;
             if let Some(old) = &old {
                 self.remove_db(old).await?;
             }
@@ -1331,6 +1369,10 @@ impl GraphStore {
         }
         sql += "UPSERT graph_state:current CONTENT { generation: $generation, info: $info, written_at: time::now() } RETURN NONE;\nCOMMIT TRANSACTION;";
         let deleted = (del_nodes.len() + del_edges.len()) as u64;
+        // Into a server's namespace only while this writer holds its lease (renewed here, just before).
+        if let Some(lease) = &self.lease {
+            lease.confirm().await?;
+        }
         let mut query = self
             .db()
             .query(sql)
@@ -1661,6 +1703,9 @@ impl GraphStore {
     pub async fn close(mut self) {
         if let Some(db) = self.db.take() {
             close_and_wait(db, &self.location).await;
+        }
+        if let Some(lease) = self.lease.take() {
+            lease.release().await;
         }
     }
 
