@@ -7,7 +7,7 @@
 #     same input;
 #   - (stdlib) after one file is edited, a second run re-parses that file only and again equals the embedded
 #     store's graph of the edited input; `--full` rebuilds it to the same graph;
-#   - a wrong password is one clear error line, and nothing is written.
+#   - a wrong password is one clear error line, and nothing is written; a reply above 64 MiB reads back;
 #   - the writer lease of a namespace: another writer's fresh lease refuses a run in one line naming it; a stale
 #     one, or one of an exited process of this host, is taken over; of two real writers from two workspaces the
 #     second is refused; after kill -9 of a writer the next one takes over at once and completes the graph; a writer
@@ -126,6 +126,11 @@ callers=$("$BIN" graph query "SELECT VALUE qname FROM \`function\` WHERE ->calls
   --workspace "$rws" --config "$cfg" | field 'sorted(d[0])') || callers="(query failed)"
 echo "$callers" | grep -q "json.loads" && ok "graph query: callers of JSONDecoder.decode: $callers" \
   || fail "graph query: callers of JSONDecoder.decode: $callers"
+
+# A reply above the SDK's default limit of 64 MiB (whole tables of a large graph are: the full standard library's
+# `function` table is about 90 MB) reads back instead of resetting the connection.
+bytes=$("$BIN" graph query "RETURN array::repeat(string::repeat('x', 1000000), 80)" --workspace "$rws" --config "$cfg" | wc -c)
+[ "$bytes" -gt 80000000 ] && ok "an 80 MB reply reads back ($bytes bytes)" || fail "an 80 MB reply: $bytes bytes read"
 
 # An edit: the second run parses one file, and the graph equals the embedded store's of the edited input.
 printf '\n\ndef added_by_the_remote_test(s):\n    return loads(s)\n' >> "$TMP/stdlib/json/__init__.py"

@@ -122,9 +122,18 @@ pub(super) fn open_tree(path: &std::path::Path) -> anyhow::Result<surrealkv::Tre
     Ok(tree)
 }
 
+/// Largest reply read from a server (the SDK's default is 64 MiB): whole tables are read at once (`load_graph`,
+/// `graph query`), and the Python standard library's `function` table alone is larger than that; the server
+/// sends replies of any size (its own limit, 128 MiB by default, is on requests).
+pub(super) const MAX_REPLY_BYTES: usize = 4 << 30;
+
 /// Connects to a SurrealDB server.
 pub(super) async fn open_remote(url: &str) -> Result<Conn> {
-    Ok(Conn::Remote(surrealdb::engine::any::connect(url).await?))
+    let websocket = surrealdb::opt::WebsocketConfig::new().max_message_size(MAX_REPLY_BYTES);
+    let config = surrealdb::opt::Config::new().websocket(websocket)?;
+    Ok(Conn::Remote(
+        surrealdb::engine::any::connect((url, config)).await?,
+    ))
 }
 
 impl Conn {
