@@ -164,9 +164,10 @@ sql() {
 field_r() { python3 -c "import json, sys; r = json.load(sys.stdin); print($1)"; }
 lease() { sql "$1" 'SELECT * FROM ONLY writer:lease' | field_r 'r[-1]["result"] and "%s %s %s" % (r[-1]["result"]["owner"], r[-1]["result"]["host"], r[-1]["result"]["pid"]) or "none"'; }
 current() { sql "$1" 'SELECT VALUE db FROM ONLY state:current' | field_r 'r[-1]["result"] or "none"'; }
-# plant NS HOST PID AGE: a lease record of another writer, renewed AGE ago (a SurrealQL duration).
+# plant NS HOST PID AGE [BOOT]: a lease record of another writer, renewed AGE ago (a SurrealQL duration), on a
+# machine with kernel boot id BOOT.
 plant() {
-  sql "$1" "DEFINE TABLE IF NOT EXISTS writer SCHEMALESS; UPSERT writer:lease CONTENT { owner: 'planted', host: '$2', pid: $3, workspace: '/srv/other-ws', acquired: time::now() - $4, renewed: time::now() - $4 }" > /dev/null
+  sql "$1" "DEFINE TABLE IF NOT EXISTS writer SCHEMALESS; UPSERT writer:lease CONTENT { owner: 'planted', host: '$2', boot: '${5:-}', pid: $3, workspace: '/srv/other-ws', acquired: time::now() - $4, renewed: time::now() - $4 }" > /dev/null
 }
 cfg=$(remote_config t_lease); rws=$TMP/ws-lease
 sql t_lease 'DEFINE NAMESPACE IF NOT EXISTS t_lease; USE NS t_lease; DEFINE DATABASE IF NOT EXISTS meta' > /dev/null
@@ -184,7 +185,7 @@ if "$BIN" extract tests/fixtures/java --workspace "$rws" --config "$cfg" > /dev/
 else fail "stale lease: not taken over or not released ($(lease t_lease))"; cat "$TMP/err"; fi
 # A fresh lease of a process of this host that has exited (a killed run): taken over at once.
 sh -c 'exit 0' & dead=$!; wait $dead
-plant t_lease "$(hostname)" "$dead" 1s
+plant t_lease "$(hostname)" "$dead" 1s "$(cat /proc/sys/kernel/random/boot_id)"
 "$BIN" extract tests/fixtures/java --workspace "$rws" --config "$cfg" --full > /dev/null 2> "$TMP/err" \
   && ok "lease of an exited process of this host: taken over at once" \
   || { fail "lease of an exited process of this host was not taken over"; cat "$TMP/err"; }

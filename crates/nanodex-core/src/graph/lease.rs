@@ -9,8 +9,8 @@
 //!   when another writer's record is there: that writer gets [`GraphError::LeaseHeld`], naming the holder;
 //! - it renews the record every [`TTL`] / 4 over a connection of its own (the store's connection may be busy
 //!   with a long statement, and its session sits in the graph's database);
-//! - a lease not renewed for [`TTL`] is stale, as is one whose holder ran on this host and has exited (a killed
-//!   run): the next writer deletes it and creates its own in one transaction, so of two writers taking over the
+//! - a lease not renewed for [`TTL`] is stale, as is one whose holder ran on this host (same host name and, on
+//!   Linux, same kernel boot id) and has exited (a killed run): the next writer deletes it and creates its own in one transaction, so of two writers taking over the
 //!   same stale lease, one gets it;
 //! - the switch of a full build to its new graph is one transaction that first checks that the lease is still
 //!   this writer's; an incremental write checks it just before its transaction ([`Lease::confirm`]);
@@ -35,6 +35,9 @@ pub(super) struct Claimant {
     /// Random, new for each store opened for writing.
     pub owner: String,
     pub host: String,
+    /// The kernel's boot id (Linux; empty elsewhere): with the host name, tells that a pid is of this machine's
+    /// current boot, so that a holder's exit can be checked here.
+    pub boot: String,
     pub pid: u32,
     /// The writer's workspace (absolute).
     pub workspace: String,
@@ -46,6 +49,7 @@ impl Claimant {
         Claimant {
             owner: format!("{:016x}", rand::random::<u64>()),
             host: host_name(),
+            boot: boot_id(),
             pid: std::process::id(),
             workspace: std::path::absolute(workspace)
                 .unwrap_or_else(|_| workspace.to_path_buf())
@@ -74,11 +78,11 @@ pub(super) struct Lease {
     place: String,
 }
 
-const READ: &str = "SELECT owner, host, pid, workspace, time::unix(time::now()) - time::unix(renewed) AS age \
+const READ: &str = "SELECT owner, host, boot, pid, workspace, time::unix(time::now()) - time::unix(renewed) AS age \
                     FROM ONLY writer:lease";
 const TAKE: &str = "BEGIN TRANSACTION;\n\
                     DELETE writer:lease WHERE owner = $previous;\n\
-                    CREATE writer:lease CONTENT { owner: $owner, host: $host, pid: $pid, workspace: $workspace, \
+                    CREATE writer:lease CONTENT { owner: $owner, host: $host, boot: $boot, pid: $pid, workspace: $workspace, \
                     acquired: time::now(), renewed: time::now() } RETURN NONE;\n\
                     COMMIT TRANSACTION;";
 const RENEW: &str =
@@ -108,6 +112,7 @@ async fn read(conn: &Conn) -> Result<Option<Held>, surrealdb::Error> {
         claimant: Claimant {
             owner: text("owner"),
             host: text("host"),
+            boot: text("boot"),
             pid: int("pid").try_into().unwrap_or(0),
             workspace: text("workspace"),
         },
@@ -115,10 +120,11 @@ async fn read(conn: &Conn) -> Result<Option<Held>, surrealdb::Error> {
     }))
 }
 
-/// Whether `held` may be taken over by `me`: it is stale, or its holder ran on this host and has exited.
+/// Whether `held` may be taken over by `me`: it is stale, or its holder ran on this machine since its last boot
+/// and has exited.
 fn stale(held: &Held, me: &Claimant, ttl: Duration) -> bool {
-    held.age_secs >= ttl.as_secs() as i64
-        || (held.claimant.host == me.host && !process_alive(held.claimant.pid))
+    let here = held.claimant.host == me.host && held.claimant.boot == me.boot;
+    held.age_secs >= ttl.as_secs() as i64 || (here && !process_alive(held.claimant.pid))
 }
 
 /// Takes the lease of the namespace `conn` is in (its `meta` database), or says who holds it. `conn` becomes
@@ -157,6 +163,7 @@ pub(super) async fn acquire(
             .bind(("previous", previous))
             .bind(("owner", me.owner.clone()))
             .bind(("host", me.host.clone()))
+            .bind(("boot", me.boot.clone()))
             .bind(("pid", i64::from(me.pid)))
             .bind(("workspace", me.workspace.clone()))
             .await
@@ -294,6 +301,14 @@ fn host_name() -> String {
     std::env::var("COMPUTERNAME").unwrap_or_else(|_| "?".into())
 }
 
+/// The kernel's boot id (Linux), empty elsewhere or when unreadable. Two containers on one machine share it but
+/// not, as a rule, their host name.
+fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|id| id.trim().to_string())
+        .unwrap_or_default()
+}
+
 /// Whether a process `pid` runs on this host (true when that cannot be told).
 fn process_alive(pid: u32) -> bool {
     #[cfg(unix)]
@@ -334,6 +349,7 @@ mod tests {
         Claimant {
             owner: owner.into(),
             host: host.into(),
+            boot: boot_id(),
             pid,
             workspace: format!("/ws/{owner}"),
         }
@@ -416,6 +432,15 @@ mod tests {
             let mut child = std::process::Command::new("true").spawn().unwrap();
             let gone = child.id();
             child.wait().unwrap();
+            // (The same host name in another boot, or another machine named alike: that pid says nothing here.)
+            let conn = meta().await;
+            let elsewhere = Claimant {
+                boot: "another-boot".into(),
+                ..claimant("twin", &host, gone)
+            };
+            drop(acquire(conn.clone(), elsewhere, TTL, "s".into()).await.unwrap());
+            let err = acquire(conn, claimant("me", &host, std::process::id()), TTL, "s".into()).await;
+            assert!(matches!(err, Err(GraphError::LeaseHeld { .. })));
             let conn = meta().await;
             let dead = acquire(conn.clone(), claimant("dead", &host, gone), TTL, "s".into())
                 .await
