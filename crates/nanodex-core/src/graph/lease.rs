@@ -335,6 +335,7 @@ fn process_alive(pid: u32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::graph::tests::rt;
 
     async fn meta() -> Conn {
         let conn =
@@ -353,13 +354,6 @@ mod tests {
             pid,
             workspace: format!("/ws/{owner}"),
         }
-    }
-
-    fn rt() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
     }
 
     #[test]

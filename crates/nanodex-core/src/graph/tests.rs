@@ -28,7 +28,8 @@ fn on_disk() -> GraphConfig {
     }
 }
 
-fn rt() -> tokio::runtime::Runtime {
+/// A current-thread runtime for one test (also the lease tests').
+pub(super) fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
