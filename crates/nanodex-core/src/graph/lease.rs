@@ -78,7 +78,8 @@ pub(super) struct Lease {
     place: String,
 }
 
-const READ: &str = "SELECT owner, host, boot, pid, workspace, time::unix(time::now()) - time::unix(renewed) AS age \
+const READ: &str = "SELECT owner, host, boot, pid, workspace, \
+                    time::unix(time::now()) - time::unix(renewed ?? d'1970-01-01T00:00:00Z') AS age \
                     FROM ONLY writer:lease";
 const TAKE: &str = "BEGIN TRANSACTION;\n\
                     DELETE writer:lease WHERE owner = $previous;\n\
@@ -421,6 +422,16 @@ mod tests {
             stalled.release().await;
             me.confirm().await.unwrap();
             drop(me);
+            // A record without a renewal time (not one of ours) is stale too, rather than held for ever.
+            let conn = meta().await;
+            conn.query("CREATE writer:lease CONTENT { owner: 'odd', host: 'elsewhere', pid: 1 }")
+                .await
+                .unwrap()
+                .check()
+                .unwrap();
+            acquire(conn, claimant("me", &host, std::process::id()), TTL, "s".into())
+                .await
+                .unwrap();
 
             // Fresh, but its holder was a process of this host that no longer runs.
             let mut child = std::process::Command::new("true").spawn().unwrap();
