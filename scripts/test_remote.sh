@@ -61,26 +61,11 @@ dump() {
   local tables
   tables=$("$BIN" graph query "INFO FOR DB" --workspace "$1" ${2:+--config "$2"} \
     | field '" ".join(sorted(t for t in d[0]["tables"] if t != "graph_state"))')
-  # 2000 records per query: a whole table of the standard library in one reply exceeds the server's WebSocket
-  # message limit (the connection is reset).
-  local t start n
-  for t in $tables; do
-    start=0; rm -f "$TMP/page-$t-"*
-    while :; do
-      "$BIN" graph query "SELECT * FROM \`$t\` ORDER BY id LIMIT 2000 START $start" --workspace "$1" ${2:+--config "$2"} \
-        > "$TMP/page-$t-$start.json"
-      n=$(field 'len(d[0])' < "$TMP/page-$t-$start.json")
-      [ "$n" -lt 2000 ] && break
-      start=$((start + 2000))
-    done
-  done
-  TABLES="$tables" TMPD="$TMP" python3 -c '
-import glob, json, os
-d = os.environ["TMPD"]
-def rows(t):
-    pages = sorted(glob.glob(f"{d}/page-{t}-*.json"), key=lambda p: int(p.rsplit("-", 1)[1][:-5]))
-    return [r for p in pages for r in json.load(open(p))[0]]
-print(json.dumps({t: rows(t) for t in os.environ["TABLES"].split()}, sort_keys=True, indent=1))'
+  local t sql=""
+  for t in $tables; do sql+="SELECT * FROM \`$t\` ORDER BY id; "; done
+  "$BIN" graph query "$sql" --workspace "$1" ${2:+--config "$2"} | TABLES="$tables" python3 -c '
+import json, os, sys
+print(json.dumps(dict(zip(os.environ["TABLES"].split(), json.load(sys.stdin))), sort_keys=True, indent=1))'
 }
 # remote_config NAMESPACE: a config file that points the store at the server, in its own namespace.
 remote_config() {
@@ -161,9 +146,8 @@ sql() {
 }
 # lease NS: the lease record's owner, host and pid ("none" when there is none); current NS: the current graph's
 # database ("none" when there is none).
-field_r() { python3 -c "import json, sys; r = json.load(sys.stdin); print($1)"; }
-lease() { sql "$1" 'SELECT * FROM ONLY writer:lease' | field_r 'r[-1]["result"] and "%s %s %s" % (r[-1]["result"]["owner"], r[-1]["result"]["host"], r[-1]["result"]["pid"]) or "none"'; }
-current() { sql "$1" 'SELECT VALUE db FROM ONLY state:current' | field_r 'r[-1]["result"] or "none"'; }
+lease() { sql "$1" 'SELECT * FROM ONLY writer:lease' | field 'd[-1]["result"] and "%(owner)s %(host)s %(pid)s" % d[-1]["result"] or "none"'; }
+current() { sql "$1" 'SELECT VALUE db FROM ONLY state:current' | field 'd[-1]["result"] or "none"'; }
 # plant NS HOST PID AGE [BOOT]: a lease record of another writer, renewed AGE ago (a SurrealQL duration), on a
 # machine with kernel boot id BOOT.
 plant() {

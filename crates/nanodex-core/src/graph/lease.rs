@@ -90,11 +90,15 @@ const RENEW: &str =
     "UPDATE writer:lease SET renewed = time::now() WHERE owner = $owner RETURN VALUE owner";
 const RELEASE: &str = "DELETE writer:lease WHERE owner = $owner";
 
-/// The switch of a full build to database `$db` (in `meta`), made only while `$owner` holds the lease.
-pub(super) const GUARDED_SWITCH: &str = "BEGIN TRANSACTION;\n\
-     IF (SELECT VALUE owner FROM ONLY writer:lease) != $owner { THROW 'the writer lease is not ours' };\n\
-     UPSERT state:current CONTENT { db: $db, generation: $generation } RETURN NONE;\n\
-     COMMIT TRANSACTION;";
+/// `statement` (in `meta`) in a transaction that makes it only while `$owner` holds the lease.
+pub(super) fn guarded(statement: &str) -> String {
+    format!(
+        "BEGIN TRANSACTION;\n\
+         IF (SELECT VALUE owner FROM ONLY writer:lease) != $owner {{ THROW 'the writer lease is not ours' }};\n\
+         {statement};\n\
+         COMMIT TRANSACTION;"
+    )
+}
 
 async fn read(conn: &Conn) -> Result<Option<Held>, surrealdb::Error> {
     let mut res = conn.query(READ).await?;
@@ -148,13 +152,11 @@ pub(super) async fn acquire(
     for _ in 0..2 {
         let previous = match read(&conn).await.map_err(failed("reading"))? {
             None => None,
-            Some(held) if held.claimant.owner == me.owner || stale(&held, &me, ttl) => {
-                if held.claimant.owner != me.owner {
-                    tracing::warn!(
-                        holder = ?held.claimant, age_secs = held.age_secs,
-                        "taking over a stale writer lease of {place}"
-                    );
-                }
+            Some(held) if stale(&held, &me, ttl) => {
+                tracing::warn!(
+                    holder = ?held.claimant, age_secs = held.age_secs,
+                    "taking over a stale writer lease of {place}"
+                );
                 Some(held.claimant.owner)
             }
             Some(held) => return Err(held_error(&place, held)),
@@ -190,8 +192,8 @@ pub(super) async fn acquire(
         }
     }
     match read(&conn).await.map_err(failed("reading"))? {
-        Some(held) if held.claimant.owner != me.owner => Err(held_error(&place, held)),
-        _ => Err(failed("taking")(last_err.expect("a failed try"))),
+        Some(held) => Err(held_error(&place, held)),
+        None => Err(failed("taking")(last_err.expect("a failed try"))),
     }
 }
 
@@ -256,7 +258,7 @@ impl Lease {
         }
     }
 
-    pub fn lost_error(&self) -> GraphError {
+    fn lost_error(&self) -> GraphError {
         GraphError::LeaseLost {
             place: self.place.clone(),
             ttl_secs: TTL.as_secs(),
@@ -473,7 +475,7 @@ mod tests {
             .await
             .unwrap();
             let switch = |owner: &str| {
-                conn.query(GUARDED_SWITCH)
+                conn.query(guarded(super::super::SWITCH))
                     .bind(("owner", owner.to_string()))
                     .bind(("db", "g7".to_string()))
                     .bind(("generation", 7i64))

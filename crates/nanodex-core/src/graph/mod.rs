@@ -38,6 +38,9 @@ pub use brain::Hit;
 use conn::Conn;
 
 const SCHEMA: &str = include_str!("schema.surql");
+/// Makes database `$db` (generation `$generation`) the current graph; run in `meta`.
+const SWITCH: &str =
+    "UPSERT state:current CONTENT { db: $db, generation: $generation } RETURN NONE";
 // 2: XXH3 fingerprints (1: BLAKE3); a state of another version is ignored and the next write is a full one.
 const STATE_VERSION: u32 = 2;
 /// Most statements in flight when `graph.write_tasks` is 0 (one per core): only 2 were measured (on 2 cores), and
@@ -1180,11 +1183,9 @@ impl GraphStore {
             let switch = match &self.lease {
                 Some(lease) => self
                     .db()
-                    .query(lease::GUARDED_SWITCH)
+                    .query(lease::guarded(SWITCH))
                     .bind(("owner", lease.owner().to_string())),
-                None => self.db().query(
-                    "UPSERT state:current CONTENT { db: $db, generation: $generation } RETURN NONE",
-                ),
+                None => self.db().query(SWITCH),
             };
             let switched = switch
                 .bind(("db", name.clone()))
