@@ -122,25 +122,13 @@ fn facts_with(lang: Lang, tree: &Tree, src: &str, at_roots: bool) -> FileFacts {
 
     let mut raw = RawFacts::default();
     let mut cursor = QueryCursor::new();
-    if at_roots && compiled.roots.is_some() {
+    if let (true, Some(roots)) = (at_roots, compiled.roots.as_deref()) {
         // Matches start at the node itself; the query still descends as far as its patterns reach.
         cursor.set_max_start_depth(Some(0));
-        let mut walk = root.walk();
-        'walk: loop {
-            let node = walk.node();
-            if compiled.may_start_at(node.kind_id()) {
-                let mut matches = cursor.matches(query, node, src.as_bytes());
-                while let Some(m) = matches.next() {
-                    collect_match(m, names, spec, src, &mut raw, &mut facts);
-                }
-            }
-            if walk.goto_first_child() {
-                continue;
-            }
-            while !walk.goto_next_sibling() {
-                if !walk.goto_parent() {
-                    break 'walk;
-                }
+        for node in root_nodes(root, roots) {
+            let mut matches = cursor.matches(query, node, src.as_bytes());
+            while let Some(m) = matches.next() {
+                collect_match(m, names, spec, src, &mut raw, &mut facts);
             }
         }
     } else {
@@ -249,6 +237,72 @@ fn facts_with(lang: Lang, tree: &Tree, src: &str, at_roots: bool) -> FileFacts {
         facts.error_lines = error_lines(root);
     }
     facts
+}
+
+unsafe extern "C" {
+    /// `roots.c`: calls `visit(ctx, node)` for each visible node under `root` (itself included) whose kind id `k`
+    /// has `roots[k]` set, in document order; 0, or -1 when it ran out of memory and stopped.
+    fn nanodex_walk_roots(
+        root: tree_sitter::ffi::TSNode,
+        roots: *const bool,
+        roots_len: u32,
+        visit: extern "C" fn(*mut std::ffi::c_void, tree_sitter::ffi::TSNode),
+        ctx: *mut std::ffi::c_void,
+    ) -> std::ffi::c_int;
+}
+
+/// The nodes under `root` (itself included) whose kind id `k` has `roots[k]` set, in document order: the nodes a
+/// query's patterns can start at ([`super::lang::CompiledQuery::roots`]). One pass over tree-sitter's subtree
+/// arrays (`roots.c`); the same nodes as [`root_nodes_by_cursor`], which it falls back to when out of memory.
+fn root_nodes<'t>(root: Node<'t>, roots: &[bool]) -> Vec<Node<'t>> {
+    extern "C" fn push(ctx: *mut std::ffi::c_void, node: tree_sitter::ffi::TSNode) {
+        // SAFETY: `ctx` is the `Vec` below, borrowed mutably for the call and not otherwise touched meanwhile.
+        unsafe { &mut *ctx.cast::<Vec<tree_sitter::ffi::TSNode>>() }.push(node);
+    }
+    let mut raw: Vec<tree_sitter::ffi::TSNode> = Vec::new();
+    // SAFETY: `root` is a node of a live tree (borrowed for 't), `roots` outlives the call, and `push` only
+    // appends to `raw`.
+    let status = unsafe {
+        nanodex_walk_roots(
+            root.into_raw(),
+            roots.as_ptr(),
+            u32::try_from(roots.len()).unwrap_or(u32::MAX),
+            push,
+            (&raw mut raw).cast(),
+        )
+    };
+    if status != 0 {
+        return root_nodes_by_cursor(root, roots);
+    }
+    raw.into_iter()
+        // SAFETY: each is a node of `root`'s tree, which lives for 't.
+        .map(|node| unsafe { Node::from_raw(node) })
+        .collect()
+}
+
+/// [`root_nodes`] by tree-sitter's own tree cursor.
+fn root_nodes_by_cursor<'t>(root: Node<'t>, roots: &[bool]) -> Vec<Node<'t>> {
+    let mut found = Vec::new();
+    let mut walk = root.walk();
+    'walk: loop {
+        let node = walk.node();
+        if roots
+            .get(usize::from(node.kind_id()))
+            .copied()
+            .unwrap_or(false)
+        {
+            found.push(node);
+        }
+        if walk.goto_first_child() {
+            continue;
+        }
+        while !walk.goto_next_sibling() {
+            if !walk.goto_parent() {
+                break 'walk;
+            }
+        }
+    }
+    found
 }
 
 /// Adds one query match to the raw facts (imports and the package go straight to `facts`).

@@ -6,6 +6,7 @@ fn candidate(root: &Path, rel: &str) -> walk::Candidate {
         rel: rel.into(),
         abs: root.join(rel),
         lang: Lang::Python,
+        size: 0,
     }
 }
 

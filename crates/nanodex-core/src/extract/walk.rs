@@ -23,6 +23,8 @@ pub struct Candidate {
     pub abs: PathBuf,
     /// Language.
     pub lang: Lang,
+    /// Size in bytes when walked (orders the parse: largest first).
+    pub size: u64,
 }
 
 /// Result of a walk.
@@ -193,6 +195,7 @@ pub fn walk(cfg: &ExtractConfig, root: &Path) -> Walk {
             rel,
             abs: entry.path().to_path_buf(),
             lang,
+            size,
         });
     }
     let mut outside = std::mem::take(&mut *outside.lock().unwrap_or_else(|e| e.into_inner()));

@@ -185,6 +185,7 @@ pub(crate) struct CompiledQuery {
 
 impl CompiledQuery {
     /// Whether a pattern can start at a node of kind `kind_id`; every kind when the roots are unknown.
+    #[cfg(test)]
     pub fn may_start_at(&self, kind_id: u16) -> bool {
         self.roots
             .as_ref()

@@ -398,3 +398,70 @@ fn query_at_pattern_roots_equals_whole_tree_on_the_standard_library() {
         "no chained calls: the order of matches was never tested"
     );
 }
+
+/// The walk over tree-sitter's subtree arrays (`roots.c`) finds the same nodes, in the same order and with the same
+/// kinds, positions and identities, as tree-sitter's own tree cursor: for each language's query roots and for every
+/// kind (then each visible node, aliased and extra ones included), over the fixtures, a part of the standard library,
+/// deep nesting and a file with syntax errors.
+#[test]
+fn root_walk_matches_the_tree_cursor() {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut sources = Vec::new();
+    sources_under(&root.join("tests/fixtures"), &mut sources);
+    let stdlib = nanodex_tests::python_stdlib();
+    for package in ["json", "email", "asyncio"] {
+        sources_under(&stdlib.join(package), &mut sources);
+    }
+    let depth = 5_000;
+    sources.push((
+        Lang::Cpp,
+        "deep".into(),
+        format!("int x = {}1{};\n", "(".repeat(depth), ")".repeat(depth)),
+    ));
+    sources.push((
+        Lang::Java,
+        "broken".into(),
+        "class A { void f() { g(; } /* c */ int @ x; }\n".into(),
+    ));
+    let describe = |nodes: &[Node<'_>]| -> Vec<(
+        usize,
+        u16,
+        usize,
+        usize,
+        tree_sitter::Point,
+        tree_sitter::Point,
+    )> {
+        nodes
+            .iter()
+            .map(|n| {
+                (
+                    n.id(),
+                    n.kind_id(),
+                    n.start_byte(),
+                    n.end_byte(),
+                    n.start_position(),
+                    n.end_position(),
+                )
+            })
+            .collect()
+    };
+    let mut langs = std::collections::BTreeSet::new();
+    let mut visited = 0;
+    for (lang, name, src) in &sources {
+        langs.insert(lang.as_str());
+        let tree = parse_tree(*lang, src).expect("parsed");
+        let every = vec![true; lang.grammar().node_kind_count()];
+        let query_roots = lang.query().roots.clone().expect("query roots known");
+        for roots in [&every, &query_roots] {
+            let fast = root_nodes(tree.root_node(), roots);
+            assert_eq!(
+                describe(&fast),
+                describe(&root_nodes_by_cursor(tree.root_node(), roots)),
+                "{name}"
+            );
+            visited += fast.len();
+        }
+    }
+    assert!(langs.len() >= 6, "fixtures lack a language: {langs:?}");
+    assert!(visited > 100_000, "only {visited} nodes compared");
+}
