@@ -266,7 +266,8 @@ fn root_nodes<'t>(root: Node<'t>, roots: &[bool]) -> Vec<Node<'t>> {
         nanodex_walk_roots(
             root.into_raw(),
             roots.as_ptr(),
-            u32::try_from(roots.len()).unwrap_or(u32::MAX),
+            // Never more than the slice holds (kind ids are 16-bit anyway).
+            roots.len().min(u32::MAX as usize) as u32,
             push,
             (&raw mut raw).cast(),
         )
