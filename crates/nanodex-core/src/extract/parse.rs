@@ -159,7 +159,9 @@ fn facts_with(lang: Lang, tree: &Tree, src: &str, at_roots: bool) -> FileFacts {
         }
         let parent = stack.last().map(|p| *p as u32);
         let kind = refine_kind(lang, raw, parent.map(|p| &raw_defs[p as usize]));
-        let (decorators, visibility, modifiers) = def_modifiers(lang, raw.node, src);
+        // Found once per definition: tree-sitter finds a node's parent by descending from the root.
+        let node_parent = raw.node.parent();
+        let (decorators, visibility, modifiers) = def_modifiers(lang, raw.node, node_parent, src);
         facts.defs.push(Def {
             kind,
             name: raw.name.clone(),
@@ -168,7 +170,7 @@ fn facts_with(lang: Lang, tree: &Tree, src: &str, at_roots: bool) -> FileFacts {
             start_line: raw.node.start_position().row as u32 + 1,
             end_line: raw.node.end_position().row as u32 + 1,
             signature: signature(raw.node, src),
-            doc: def_doc(lang, raw.node, src),
+            doc: def_doc(lang, raw.node, node_parent, src),
             decorators,
             visibility,
             modifiers,
@@ -506,9 +508,10 @@ pub(crate) fn collapse(s: &str, max: usize) -> String {
 }
 
 /// Decorators / annotations, visibility and modifier keywords of a definition.
-fn def_modifiers(
+fn def_modifiers<'t>(
     lang: Lang,
-    node: Node<'_>,
+    node: Node<'t>,
+    parent: Option<Node<'t>>,
     src: &str,
 ) -> (Vec<String>, Option<String>, Vec<String>) {
     let mut decorators = Vec::new();
@@ -516,7 +519,7 @@ fn def_modifiers(
     let mut modifiers = Vec::new();
     match lang {
         Lang::Python => {
-            if let Some(parent) = node.parent().filter(|p| p.kind() == "decorated_definition") {
+            if let Some(parent) = parent.filter(|p| p.kind() == "decorated_definition") {
                 let mut cursor = parent.walk();
                 for dec in parent
                     .children(&mut cursor)
@@ -586,7 +589,7 @@ fn def_modifiers(
                     _ => {}
                 }
             }
-            visibility = cpp_access(node, src);
+            visibility = cpp_access(node, parent, src);
         }
         Lang::JavaScript | Lang::TypeScript => {
             let mut cursor = node.walk();
@@ -602,11 +605,8 @@ fn def_modifiers(
                     _ => {}
                 }
             }
-            let exported = node
-                .parent()
-                .is_some_and(|p| p.kind() == "export_statement")
-                || node
-                    .parent()
+            let exported = parent.is_some_and(|p| p.kind() == "export_statement")
+                || parent
                     .and_then(|p| p.parent())
                     .is_some_and(|p| p.kind() == "export_statement");
             if exported {
@@ -617,17 +617,33 @@ fn def_modifiers(
     (decorators, visibility, modifiers)
 }
 
-/// Access of a C++ member: the nearest `public:` / `private:` label above it in the class body.
-fn cpp_access(node: Node<'_>, src: &str) -> Option<String> {
-    let body = node
-        .parent()
-        .filter(|p| p.kind() == "field_declaration_list")?;
-    let mut sibling = node.prev_sibling();
-    while let Some(s) = sibling {
-        if s.kind() == "access_specifier" {
-            return Some(text(s, src).trim_end_matches(':').trim().to_string());
+/// The children of `parent` before `node`, in order (empty when `node` is not among them). One pass of a tree
+/// cursor: `Node::prev_sibling` finds the parent again from the root at every call, which made walking back over
+/// a large class body's members quadratic (C++ access labels: 2% of Boost.Asio's parse threads).
+fn children_before<'t>(parent: Option<Node<'t>>, node: Node<'t>) -> Vec<Node<'t>> {
+    let Some(parent) = parent else {
+        return Vec::new();
+    };
+    let mut cursor = parent.walk();
+    let mut before = Vec::new();
+    for child in parent.children(&mut cursor) {
+        if child.id() == node.id() {
+            return before;
         }
-        sibling = s.prev_sibling();
+        before.push(child);
+    }
+    Vec::new()
+}
+
+/// Access of a C++ member: the nearest `public:` / `private:` label above it in the class body.
+fn cpp_access<'t>(node: Node<'t>, parent: Option<Node<'t>>, src: &str) -> Option<String> {
+    let body = parent.filter(|p| p.kind() == "field_declaration_list")?;
+    if let Some(label) = children_before(Some(body), node)
+        .into_iter()
+        .rev()
+        .find(|s| s.kind() == "access_specifier")
+    {
+        return Some(text(label, src).trim_end_matches(':').trim().to_string());
     }
     let class_kind = body.parent().map(|c| c.kind());
     Some(
@@ -641,14 +657,14 @@ fn cpp_access(node: Node<'_>, src: &str) -> Option<String> {
 }
 
 /// First paragraph of a definition's docstring (Python) or the comment block right above it.
-fn def_doc(lang: Lang, node: Node<'_>, src: &str) -> Option<String> {
+fn def_doc<'t>(lang: Lang, node: Node<'t>, parent: Option<Node<'t>>, src: &str) -> Option<String> {
     if lang == Lang::Python {
         let body = node.child_by_field_name("body")?;
         return python_docstring(body, src);
     }
     // Comments sit before the outermost wrapper that starts on the definition's line.
-    let mut anchor = node;
-    while let Some(parent) = anchor.parent() {
+    let (mut anchor, mut anchor_parent) = (node, parent);
+    while let Some(parent) = anchor_parent {
         let wraps = matches!(
             parent.kind(),
             "template_declaration"
@@ -661,6 +677,7 @@ fn def_doc(lang: Lang, node: Node<'_>, src: &str) -> Option<String> {
             break;
         }
         anchor = parent;
+        anchor_parent = parent.parent();
     }
     comment_above(anchor, src)
 }
@@ -678,6 +695,35 @@ fn python_docstring(block: Node<'_>, src: &str) -> Option<String> {
 }
 
 fn comment_above(node: Node<'_>, src: &str) -> Option<String> {
+    if !may_have_comment_above(node, src) {
+        return None;
+    }
+    comment_lines_above(node, src)
+}
+
+/// Whether a comment sibling may end on `node`'s row or the row above (the comments [`comment_above`] reads): it
+/// would end inside the text from the start of the row above up to the node, leaving its end (`*/`, `-->`) or the
+/// whole of a line comment (`//`, `<!--`) there. Checked first because `Node::prev_sibling` finds the parent again
+/// from the root, which costs about as long as the member's index in its class body.
+fn may_have_comment_above(node: Node<'_>, src: &str) -> bool {
+    let Some(before) = src.get(..node.start_byte()) else {
+        return true;
+    };
+    let row_above = before
+        .rfind('\n')
+        .and_then(|end| before[..end].rfind('\n').map(|i| i + 1))
+        .unwrap_or(0);
+    // A C/C++ line comment continued by a backslash starts on an earlier row.
+    before[..row_above]
+        .trim_end_matches(['\n', '\r'])
+        .ends_with('\\')
+        || ["*/", "//", "-->", "<!--"]
+            .iter()
+            .any(|m| before[row_above..].contains(m))
+}
+
+/// The comment siblings right above `node` (each ending on the row above the next), as [`comment_above`]'s text.
+fn comment_lines_above(node: Node<'_>, src: &str) -> Option<String> {
     let mut lines: Vec<&str> = Vec::new();
     let mut expected_end_row = node.start_position().row;
     let mut sibling = node.prev_sibling();

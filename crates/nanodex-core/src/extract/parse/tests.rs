@@ -465,3 +465,95 @@ fn root_walk_matches_the_tree_cursor() {
     assert!(langs.len() >= 6, "fixtures lack a language: {langs:?}");
     assert!(visited > 100_000, "only {visited} nodes compared");
 }
+
+/// The quick check before reading the comments above a definition never skips one: over every node of every
+/// fixture source (and shapes that put comments at a row's end, continue them with a backslash, or use HTML-like
+/// comments in JavaScript), a node it rules out has no comment above it.
+#[test]
+fn the_comment_check_never_skips_a_comment_above() {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut sources = Vec::new();
+    sources_under(&root.join("tests/fixtures"), &mut sources);
+    let shapes = [
+        (Lang::Cpp, "int x; // trailing\nvoid f() {}\n"),
+        (Lang::Cpp, "// one \\\n continued\nvoid g() {}\n"),
+        (
+            Lang::Cpp,
+            "/* a */ /* b */ void h() {}\nclass C {\n  // c\n  /** d\n   */\n  void m();\n};\n",
+        ),
+        (
+            Lang::C,
+            "/* block\n spanning */\nint k(void) { return 0; }\n",
+        ),
+        (
+            Lang::Java,
+            "class A {\n  /** doc */\n  void f() {}\n  // line\n  @Deprecated void g() {}\n}\n",
+        ),
+        (
+            Lang::JavaScript,
+            "<!-- old\nfunction f() {}\n--> older\nfunction g() {}\n",
+        ),
+        (Lang::TypeScript, "// c\nexport class E {}\n"),
+    ];
+    for (lang, src) in shapes {
+        sources.push((lang, "shape".into(), src.into()));
+    }
+    // The desktop app's own TypeScript.
+    sources_under(&root.join("ui/src"), &mut sources);
+    // Every layout of a comment (none, line, block on one row, block over two rows, trailing a statement) at every
+    // distance (same row, the row above, blank rows between) before each kind of member.
+    let comments = [
+        "",
+        "// c",
+        "/* c */",
+        "/* c\n   c */",
+        "int z; // c",
+        "/** c */ /* d */",
+    ];
+    let gaps = ["", "\n", "\n\n", "\n  \n"];
+    for (i, comment) in comments.iter().enumerate() {
+        for (j, gap) in gaps.iter().enumerate() {
+            sources.push((
+                Lang::Java,
+                format!("java-{i}-{j}"),
+                format!("class A{i}{j} {{\n  int a;\n  {comment}{gap} void f() {{}}\n  {comment}{gap} @X int g;\n}}\n"),
+            ));
+            sources.push((
+                Lang::Cpp,
+                format!("cpp-{i}-{j}"),
+                format!("class B{i}{j} {{\n public:\n  {comment}{gap} void f();\n  {comment}{gap} int g;\n}};\n{comment}{gap}template <class T> void h() {{}}\n"),
+            ));
+            sources.push((
+                Lang::TypeScript,
+                format!("ts-{i}-{j}"),
+                format!(
+                    "let y = 1;\n{}{gap} export function f() {{}}\n",
+                    comment.replace("int z;", "let z;")
+                ),
+            ));
+        }
+    }
+    let (mut checked, mut with_comment) = (0, 0);
+    for (lang, name, src) in sources.iter().filter(|(l, ..)| *l != Lang::Python) {
+        let tree = parse_tree(*lang, src).expect("parsed");
+        let every = vec![true; lang.grammar().node_kind_count()];
+        for node in root_nodes(tree.root_node(), &every) {
+            let found = comment_lines_above(node, src);
+            with_comment += usize::from(found.is_some());
+            if !may_have_comment_above(node, src) {
+                assert_eq!(
+                    found,
+                    None,
+                    "{name}: {} at {}",
+                    node.kind(),
+                    node.start_byte()
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(
+        checked > 10_000 && with_comment > 100,
+        "{checked} nodes, {with_comment} with a comment above"
+    );
+}
