@@ -25,6 +25,18 @@ typedef struct {
   Length position;  // where the next child starts (after its padding)
 } Frame;
 
+// The frame of a node with `child_count` > 0 children, its first child starting at `position`.
+static inline Frame frame_of(const TSLanguage *language, const Subtree *node, uint32_t child_count, Length position) {
+  return (Frame){
+    .parent = node,
+    .alias_sequence = ts_language_alias_sequence(language, node->ptr->production_id),
+    .child_count = child_count,
+    .child_index = 0,
+    .structural_child_index = 0,
+    .position = position,
+  };
+}
+
 // Calls `visit` with every visible node of the tree under `root` (itself included) whose public kind id `k` has
 // `roots[k]` set (`roots` has `roots_len` entries). Returns 0, or -1 when the frame stack could not be allocated,
 // in which case the walk stopped early.
@@ -46,14 +58,8 @@ int nanodex_walk_roots(
   uint32_t capacity = 64, size = 0;
   Frame *stack = malloc(capacity * sizeof(Frame));
   if (!stack) return -1;
-  stack[size++] = (Frame){
-    .parent = root_subtree,
-    .alias_sequence = ts_language_alias_sequence(language, root_subtree->ptr->production_id),
-    .child_count = root_children,
-    .child_index = 0,
-    .structural_child_index = 0,
-    .position = {root.context[0], {root.context[1], root.context[2]}},
-  };
+  Length root_position = {root.context[0], {root.context[1], root.context[2]}};
+  stack[size++] = frame_of(language, root_subtree, root_children, root_position);
   while (size > 0) {
     Frame *frame = &stack[size - 1];
     if (frame->child_index == frame->child_count) {
@@ -92,14 +98,7 @@ int nanodex_walk_roots(
         stack = grown;
         capacity *= 2;
       }
-      stack[size++] = (Frame){
-        .parent = child,
-        .alias_sequence = ts_language_alias_sequence(language, child->ptr->production_id),
-        .child_count = grandchildren,
-        .child_index = 0,
-        .structural_child_index = 0,
-        .position = position,
-      };
+      stack[size++] = frame_of(language, child, grandchildren, position);
     }
   }
   free(stack);
