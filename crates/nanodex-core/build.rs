@@ -19,7 +19,6 @@ fn main() {
         .define("_POSIX_C_SOURCE", "200112L")
         .define("_DEFAULT_SOURCE", None)
         .warnings(true)
-        .flag_if_supported("-Wno-unused-parameter")
         .file(source)
         .compile("nanodex-roots");
 }

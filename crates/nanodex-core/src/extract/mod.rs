@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use rayon::prelude::*;
@@ -300,12 +300,17 @@ fn run_inner(
         .into_iter()
         .map(|f| (f.path.clone(), f))
         .collect();
-    // Taken (once) by the thread that parses the file.
-    let previous_of: Vec<Mutex<Option<ParsedFile>>> = walked
+    // Largest files first, each thread taking the next one from a shared queue (longest-processing-time-first
+    // list scheduling): the last files to finish are the smallest, so no thread idles at the end while another
+    // parses one large file (on Boost.Asio + fmt, a large header parsed last left one of two cores idle ~0.1 s).
+    let mut work: Vec<(usize, &walk::Candidate, Option<ParsedFile>)> = walked
         .files
         .iter()
-        .map(|cand| Mutex::new(previous.remove(&cand.rel)))
+        .enumerate()
+        .map(|(idx, cand)| (idx, cand, previous.remove(&cand.rel)))
         .collect();
+    work.sort_by_key(|(_, cand, _)| std::cmp::Reverse(cand.size));
+    let queue = Mutex::new(work.into_iter());
     // Facts of files that are gone are freed off this thread.
     if !previous.is_empty() {
         free_in_background(previous);
@@ -320,23 +325,13 @@ fn run_inner(
             path: root.clone(),
             cause: std::io::Error::other(e),
         })?;
-    // Largest files first, each thread taking the next one from a shared counter (longest-processing-time-first
-    // list scheduling): the last files to finish are the smallest, so no thread idles at the end while another
-    // parses one large file (on Boost.Asio + fmt, a large header parsed last left one of two cores idle ~0.1 s).
-    let mut order: Vec<usize> = (0..walked.files.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(walked.files[i].size));
-    let next = AtomicUsize::new(0);
     let parse_next = || {
         let mut mine = Vec::new();
         loop {
-            let Some(&idx) = order.get(next.fetch_add(1, Ordering::Relaxed)) else {
+            let Some((idx, cand, prev)) = queue.lock().unwrap_or_else(|e| e.into_inner()).next()
+            else {
                 return mine;
             };
-            let cand = &walked.files[idx];
-            let prev = previous_of[idx]
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take();
             let outcome = if cancel.is_cancelled() {
                 FileOutcome::Skipped("cancelled", cand.rel.clone())
             } else {

@@ -617,32 +617,18 @@ fn def_modifiers<'t>(
     (decorators, visibility, modifiers)
 }
 
-/// The children of `parent` before `node`, in order (empty when `node` is not among them). One pass of a tree
-/// cursor: `Node::prev_sibling` finds the parent again from the root at every call, which made walking back over
-/// a large class body's members quadratic (C++ access labels: 2% of Boost.Asio's parse threads).
-fn children_before<'t>(parent: Option<Node<'t>>, node: Node<'t>) -> Vec<Node<'t>> {
-    let Some(parent) = parent else {
-        return Vec::new();
-    };
-    let mut cursor = parent.walk();
-    let mut before = Vec::new();
-    for child in parent.children(&mut cursor) {
-        if child.id() == node.id() {
-            return before;
-        }
-        before.push(child);
-    }
-    Vec::new()
-}
-
-/// Access of a C++ member: the nearest `public:` / `private:` label above it in the class body.
+/// Access of a C++ member: the nearest `public:` / `private:` label above it in the class body, found in one pass
+/// over the body (stepping back by `Node::prev_sibling`, which finds the parent again from the root at every call,
+/// was quadratic in a large class).
 fn cpp_access<'t>(node: Node<'t>, parent: Option<Node<'t>>, src: &str) -> Option<String> {
     let body = parent.filter(|p| p.kind() == "field_declaration_list")?;
-    if let Some(label) = children_before(Some(body), node)
-        .into_iter()
-        .rev()
-        .find(|s| s.kind() == "access_specifier")
-    {
+    let mut cursor = body.walk();
+    let label = body
+        .children(&mut cursor)
+        .take_while(|child| child.id() != node.id())
+        .filter(|child| child.kind() == "access_specifier")
+        .last();
+    if let Some(label) = label {
         return Some(text(label, src).trim_end_matches(':').trim().to_string());
     }
     let class_kind = body.parent().map(|c| c.kind());

@@ -5,7 +5,8 @@
 // TSTreeCursor (goto_first_child / goto_next_sibling) and keeping the visible nodes whose kind is a root; the
 // test `extract::parse::tests::root_walk_matches_the_tree_cursor` checks this over the fixtures and the Python
 // standard library. The cursor sets up a child iterator (two alias-table lookups) and re-reads its stack at every
-// step; this pass keeps one frame per open node and reads each child once, about a quarter of the cursor's time.
+// step; this pass keeps one frame per open node and reads each child once (a one-core JDK run: ~10% of the CPU
+// with the cursor, ~3.4% with this pass).
 
 #include <stdlib.h>
 

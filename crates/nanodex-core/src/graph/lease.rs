@@ -10,8 +10,8 @@
 //! - it renews the record every [`TTL`] / 4 over a connection of its own (the store's connection may be busy
 //!   with a long statement, and its session sits in the graph's database);
 //! - a lease not renewed for [`TTL`] is stale, as is one whose holder ran on this host (same host name and, on
-//!   Linux, same kernel boot id) and has exited (a killed run): the next writer deletes it and creates its own in one transaction, so of two writers taking over the
-//!   same stale lease, one gets it;
+//!   Linux, same kernel boot id) and has exited (a killed run): the next writer deletes it and creates its own
+//!   in one transaction, so of two writers taking over the same stale lease, one gets it;
 //! - the switch of a full build to its new graph is one transaction that first checks that the lease is still
 //!   this writer's; an incremental write checks it just before its transaction ([`Lease::confirm`]);
 //! - [`Lease::release`] deletes the record (if it is still this writer's) when the store closes.
