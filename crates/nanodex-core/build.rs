@@ -1,5 +1,6 @@
-//! Compiles `src/extract/roots.c`, the walk to a query's pattern roots, against tree-sitter's internal headers: the
-//! `src` folder beside the `include` folder that the tree-sitter crate announces (`links = "tree-sitter"`).
+//! Compiles the C that reads tree-sitter's internals, against its internal headers: the `src` folder beside the
+//! `include` folder that the tree-sitter crate announces (`links = "tree-sitter"`). `src/extract/roots.c` walks a
+//! tree to a query's pattern roots; `src/extract/tables.c` copies a grammar with a dense parse table.
 
 use std::path::PathBuf;
 
@@ -9,8 +10,10 @@ fn main() {
             .expect("the tree-sitter crate announces its include folder (DEP_TREE_SITTER_INCLUDE)"),
     );
     let internal = include.join("../src");
-    let source = "src/extract/roots.c";
-    println!("cargo:rerun-if-changed={source}");
+    let sources = ["src/extract/roots.c", "src/extract/tables.c"];
+    for source in sources {
+        println!("cargo:rerun-if-changed={source}");
+    }
     cc::Build::new()
         .std("c11")
         .include(&include)
@@ -19,6 +22,6 @@ fn main() {
         .define("_POSIX_C_SOURCE", "200112L")
         .define("_DEFAULT_SOURCE", None)
         .warnings(true)
-        .file(source)
-        .compile("nanodex-roots");
+        .files(sources)
+        .compile("nanodex-ts");
 }

@@ -73,7 +73,7 @@ fn parse_tree(lang: Lang, src: &str) -> Option<Tree> {
             None => {
                 let mut parser = Parser::new();
                 // The grammars are compiled into the binary with a supported ABI; tested in `lang::tests`.
-                parser.set_language(&lang.grammar()).ok()?;
+                parser.set_language(lang.parse_grammar()).ok()?;
                 parsers.push((lang, parser));
                 parsers.len() - 1
             }

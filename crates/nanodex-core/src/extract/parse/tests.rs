@@ -557,3 +557,124 @@ fn the_comment_check_never_skips_a_comment_above() {
         "{checked} nodes, {with_comment} with a comment above"
     );
 }
+
+unsafe extern "C" {
+    /// `tables.c`: how many (state, symbol) pairs two languages give different parse-table values for.
+    fn nanodex_tables_differ(
+        a: *const tree_sitter::ffi::TSLanguage,
+        b: *const tree_sitter::ffi::TSLanguage,
+    ) -> usize;
+}
+
+/// Every node of a tree in pre-order: kind, byte range, and the error, missing and extra flags.
+fn tree_nodes(tree: &Tree) -> Vec<(u16, usize, usize, bool, bool, bool)> {
+    let mut out = Vec::new();
+    let mut cursor = tree.walk();
+    'walk: loop {
+        let n = cursor.node();
+        out.push((
+            n.kind_id(),
+            n.start_byte(),
+            n.end_byte(),
+            n.is_error(),
+            n.is_missing(),
+            n.is_extra(),
+        ));
+        if cursor.goto_first_child() {
+            continue;
+        }
+        while !cursor.goto_next_sibling() {
+            if !cursor.goto_parent() {
+                break 'walk;
+            }
+        }
+    }
+    out
+}
+
+/// The grammar copies the parser runs (`tables.c`, every parse state a dense row) are the grammars: each gives the
+/// same table value for every (state, symbol) pair and lists the same lookahead symbols in every state, and parses
+/// the same trees, node for node, from the fixtures, the UI's TypeScript, a part of the standard library, and each
+/// of them broken (cut off at a quarter, half and three quarters, and with every fifth bracket removed), so error
+/// recovery, the one place that reads the table's layout, is covered too.
+#[test]
+fn dense_tables_parse_the_same_trees() {
+    for lang in Lang::ALL {
+        let (grammar, dense) = (lang.grammar(), lang.parse_grammar());
+        let (a, b) = (grammar.clone().into_raw(), dense.clone().into_raw());
+        assert_ne!(a, b, "{}: no dense copy was made", lang.as_str());
+        // SAFETY: both are live languages for the whole process.
+        assert_eq!(
+            unsafe { nanodex_tables_differ(a, b) },
+            0,
+            "{}",
+            lang.as_str()
+        );
+        for state in 0..grammar.parse_state_count() as u16 {
+            let symbols = |l: &tree_sitter::Language| {
+                let mut s: Vec<u16> = l.lookahead_iterator(state).expect("valid state").collect();
+                s.sort_unstable();
+                s
+            };
+            assert_eq!(
+                symbols(&grammar),
+                symbols(dense),
+                "{} state {state}",
+                lang.as_str()
+            );
+        }
+    }
+
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut whole = Vec::new();
+    sources_under(&root.join("tests/fixtures"), &mut whole);
+    sources_under(&root.join("ui/src"), &mut whole);
+    let stdlib = nanodex_tests::python_stdlib();
+    for package in ["json", "email", "asyncio"] {
+        sources_under(&stdlib.join(package), &mut whole);
+    }
+    let mut sources = Vec::new();
+    for (lang, name, src) in &whole {
+        for quarter in 1..4 {
+            let mut cut = src.len() * quarter / 4;
+            while !src.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            sources.push((
+                *lang,
+                format!("{name} cut {quarter}/4"),
+                src[..cut].to_string(),
+            ));
+        }
+        let mut brackets = 0;
+        let unbalanced: String = src
+            .chars()
+            .filter(|c| {
+                !"(){}[]".contains(*c) || {
+                    brackets += 1;
+                    brackets % 5 != 0
+                }
+            })
+            .collect();
+        sources.push((*lang, format!("{name} unbalanced"), unbalanced));
+    }
+    sources.extend(whole);
+    let (mut nodes, mut broken) = (0, 0);
+    for (lang, name, src) in &sources {
+        let parse = |language: &tree_sitter::Language| {
+            let mut parser = Parser::new();
+            parser.set_language(language).expect("compatible grammar");
+            parser.parse(src, None).expect("parsed")
+        };
+        let (expected, got) = (parse(&lang.grammar()), parse(lang.parse_grammar()));
+        let nodes_of = tree_nodes(&got);
+        assert!(
+            nodes_of == tree_nodes(&expected),
+            "{name}: the trees differ"
+        );
+        nodes += nodes_of.len();
+        broken += usize::from(got.root_node().has_error());
+    }
+    assert!(nodes > 500_000, "only {nodes} nodes compared");
+    assert!(broken > 250, "only {broken} sources with syntax errors");
+}
