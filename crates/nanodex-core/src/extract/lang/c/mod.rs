@@ -3,7 +3,7 @@
 use super::LangSpec;
 
 pub(super) static SPEC: LangSpec = LangSpec {
-    language: || tree_sitter_c::LANGUAGE.into(),
+    language: nanodex_grammars::c,
     query_src: include_str!("tags.scm"),
     imports: super::cpp::imports,
     def_name: super::cpp::function_name,

@@ -6,7 +6,7 @@ use super::{LangSpec, text, unquote};
 use crate::extract::facts::Import;
 
 pub(super) static SPEC: LangSpec = LangSpec {
-    language: || tree_sitter_cpp::LANGUAGE.into(),
+    language: nanodex_grammars::cpp,
     query_src: include_str!("tags.scm"),
     imports,
     def_name: function_name,

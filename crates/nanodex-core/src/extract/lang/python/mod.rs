@@ -6,7 +6,7 @@ use super::{LangSpec, name_field, text};
 use crate::extract::facts::Import;
 
 pub(super) static SPEC: LangSpec = LangSpec {
-    language: || tree_sitter_python::LANGUAGE.into(),
+    language: nanodex_grammars::python,
     query_src: include_str!("tags.scm"),
     imports,
     def_name: name_field,

@@ -3,7 +3,7 @@
 use super::{LangSpec, name_field};
 
 pub(super) static SPEC: LangSpec = LangSpec {
-    language: || tree_sitter_typescript::LANGUAGE_TSX.into(),
+    language: nanodex_grammars::tsx,
     query_src: include_str!("tags.scm"),
     imports: super::javascript::imports,
     def_name: name_field,
