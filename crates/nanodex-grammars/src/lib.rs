@@ -4,13 +4,13 @@
 
 use tree_sitter::Language;
 
-/// Declares the function that returns a grammar: the copy `build.rs` compiled (cfg `$cfg`, C symbol `$sym`), else
-/// the grammar crate's.
-macro_rules! grammar {
-    ($(#[$doc:meta])* $name:ident, $cfg:ident, $sym:ident, $fallback:expr) => {
+/// Declares the functions that return the grammars: each the copy `build.rs` compiled (cfg `$sym`, also its C
+/// symbol), else the grammar crate's.
+macro_rules! grammars {
+    ($($(#[$doc:meta])* $name:ident: $sym:ident else $fallback:expr;)*) => {$(
         $(#[$doc])*
         pub fn $name() -> Language {
-            #[cfg($cfg)]
+            #[cfg($sym)]
             {
                 unsafe extern "C" {
                     fn $sym() -> *const tree_sitter::ffi::TSLanguage;
@@ -18,38 +18,28 @@ macro_rules! grammar {
                 // SAFETY: the generated function returns a pointer to its static, immutable language.
                 unsafe { Language::from_raw($sym()) }
             }
-            #[cfg(not($cfg))]
+            #[cfg(not($sym))]
             {
                 Language::from($fallback)
             }
         }
-    };
+    )*};
 }
 
-grammar!(
+grammars! {
     /// Python (tree-sitter-python).
-    python, nanodex_grammar_python, nanodex_grammar_python, tree_sitter_python::LANGUAGE
-);
-grammar!(
+    python: nanodex_grammar_python else tree_sitter_python::LANGUAGE;
     /// Java (tree-sitter-java).
-    java, nanodex_grammar_java, nanodex_grammar_java, tree_sitter_java::LANGUAGE
-);
-grammar!(
+    java: nanodex_grammar_java else tree_sitter_java::LANGUAGE;
     /// C++ (tree-sitter-cpp).
-    cpp, nanodex_grammar_cpp, nanodex_grammar_cpp, tree_sitter_cpp::LANGUAGE
-);
-grammar!(
+    cpp: nanodex_grammar_cpp else tree_sitter_cpp::LANGUAGE;
     /// C (tree-sitter-c).
-    c, nanodex_grammar_c, nanodex_grammar_c, tree_sitter_c::LANGUAGE
-);
-grammar!(
+    c: nanodex_grammar_c else tree_sitter_c::LANGUAGE;
     /// JavaScript and JSX (tree-sitter-javascript).
-    javascript, nanodex_grammar_javascript, nanodex_grammar_javascript, tree_sitter_javascript::LANGUAGE
-);
-grammar!(
+    javascript: nanodex_grammar_javascript else tree_sitter_javascript::LANGUAGE;
     /// TypeScript and TSX (tree-sitter-typescript's TSX grammar, a superset).
-    tsx, nanodex_grammar_tsx, nanodex_grammar_tsx, tree_sitter_typescript::LANGUAGE_TSX
-);
+    tsx: nanodex_grammar_tsx else tree_sitter_typescript::LANGUAGE_TSX;
+}
 
 /// The grammar crates' own builds, for comparing the two (tests).
 pub mod upstream {

@@ -568,28 +568,20 @@ unsafe extern "C" {
 
 /// Every node of a tree in pre-order: kind, byte range, and the error, missing and extra flags.
 fn tree_nodes(tree: &Tree) -> Vec<(u16, usize, usize, bool, bool, bool)> {
-    let mut out = Vec::new();
-    let mut cursor = tree.walk();
-    'walk: loop {
-        let n = cursor.node();
-        out.push((
-            n.kind_id(),
-            n.start_byte(),
-            n.end_byte(),
-            n.is_error(),
-            n.is_missing(),
-            n.is_extra(),
-        ));
-        if cursor.goto_first_child() {
-            continue;
-        }
-        while !cursor.goto_next_sibling() {
-            if !cursor.goto_parent() {
-                break 'walk;
-            }
-        }
-    }
-    out
+    let every = vec![true; tree.language().node_kind_count()];
+    root_nodes_by_cursor(tree.root_node(), &every)
+        .into_iter()
+        .map(|n| {
+            (
+                n.kind_id(),
+                n.start_byte(),
+                n.end_byte(),
+                n.is_error(),
+                n.is_missing(),
+                n.is_extra(),
+            )
+        })
+        .collect()
 }
 
 /// The grammars the parser runs (built by `nanodex-grammars` with a faster lexer header, then copied by `tables.c`
