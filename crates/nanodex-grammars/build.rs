@@ -135,11 +135,8 @@ fn build(dir: &Path, src: &str, name: &str, to: &Path) -> Result<(), String> {
 fn copy_sources(from: &Path, to: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(to)?;
     for entry in std::fs::read_dir(from)? {
-        let (entry, path) = {
-            let e = entry?;
-            let p = e.path();
-            (e, p)
-        };
+        let entry = entry?;
+        let path = entry.path();
         let target = to.join(entry.file_name());
         if entry.file_type()?.is_dir() {
             copy_sources(&path, &target)?;

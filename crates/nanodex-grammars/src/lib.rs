@@ -4,26 +4,48 @@
 
 use tree_sitter::Language;
 
-/// Declares the functions that return the grammars: each the copy `build.rs` compiled (cfg `$sym`, also its C
-/// symbol), else the grammar crate's.
+/// One grammar, as nanodex parses with it and as its crate builds it.
+pub struct Grammar {
+    /// Its name here (the function that returns it).
+    pub name: &'static str,
+    /// The grammar nanodex parses with.
+    pub ours: fn() -> Language,
+    /// The grammar crate's own build, for comparing the two (tests).
+    pub upstream: fn() -> Language,
+    /// Whether `build.rs` compiled it with the faster header (else `ours` is `upstream`; a build warning says why).
+    pub compiled_here: bool,
+}
+
+/// Declares the functions that return the grammars (each the copy `build.rs` compiled, cfg `$sym` and also its C
+/// symbol, else the grammar crate's) and [`ALL`].
 macro_rules! grammars {
-    ($($(#[$doc:meta])* $name:ident: $sym:ident else $fallback:expr;)*) => {$(
-        $(#[$doc])*
-        pub fn $name() -> Language {
-            #[cfg($sym)]
-            {
-                unsafe extern "C" {
-                    fn $sym() -> *const tree_sitter::ffi::TSLanguage;
+    ($($(#[$doc:meta])* $name:ident: $sym:ident else $upstream:expr;)*) => {
+        $(
+            $(#[$doc])*
+            pub fn $name() -> Language {
+                #[cfg($sym)]
+                {
+                    unsafe extern "C" {
+                        fn $sym() -> *const tree_sitter::ffi::TSLanguage;
+                    }
+                    // SAFETY: the generated function returns a pointer to its static, immutable language.
+                    unsafe { Language::from_raw($sym()) }
                 }
-                // SAFETY: the generated function returns a pointer to its static, immutable language.
-                unsafe { Language::from_raw($sym()) }
+                #[cfg(not($sym))]
+                {
+                    Language::from($upstream)
+                }
             }
-            #[cfg(not($sym))]
-            {
-                Language::from($fallback)
-            }
-        }
-    )*};
+        )*
+
+        /// Every grammar.
+        pub const ALL: &[Grammar] = &[$(Grammar {
+            name: stringify!($name),
+            ours: $name,
+            upstream: || Language::from($upstream),
+            compiled_here: cfg!($sym),
+        }),*];
+    };
 }
 
 grammars! {
@@ -41,55 +63,42 @@ grammars! {
     tsx: nanodex_grammar_tsx else tree_sitter_typescript::LANGUAGE_TSX;
 }
 
-/// The grammar crates' own builds, for comparing the two (tests).
-pub mod upstream {
-    use tree_sitter::Language;
-
-    /// The grammar crates' languages, in the order python, java, cpp, c, javascript, tsx.
-    pub fn all() -> [Language; 6] {
-        [
-            tree_sitter_python::LANGUAGE.into(),
-            tree_sitter_java::LANGUAGE.into(),
-            tree_sitter_cpp::LANGUAGE.into(),
-            tree_sitter_c::LANGUAGE.into(),
-            tree_sitter_javascript::LANGUAGE.into(),
-            tree_sitter_typescript::LANGUAGE_TSX.into(),
-        ]
-    }
+/// The grammar crate's own build of `language` (one of [`ALL`]'s `ours`), found by identity; `None` for another.
+pub fn upstream_of(language: &Language) -> Option<Language> {
+    let ptr = language.clone().into_raw();
+    ALL.iter()
+        .find(|g| (g.ours)().into_raw() == ptr)
+        .map(|g| (g.upstream)())
 }
-
-/// Which grammars `build.rs` compiled with the faster header, in [`upstream::all`]'s order.
-pub const COMPILED_HERE: [bool; 6] = [
-    cfg!(nanodex_grammar_python),
-    cfg!(nanodex_grammar_java),
-    cfg!(nanodex_grammar_cpp),
-    cfg!(nanodex_grammar_c),
-    cfg!(nanodex_grammar_javascript),
-    cfg!(nanodex_grammar_tsx),
-];
 
 #[cfg(test)]
 mod tests {
-    /// In a build from crates.io sources (CI's), every grammar is compiled here; a build warning says why not.
+    /// In a build from crates.io sources (CI's), every grammar is compiled here, as a separate object from the
+    /// crate's build with the same kinds and states; a build warning of nanodex-grammars says why one is not.
     #[test]
     fn every_grammar_is_compiled_here() {
-        assert_eq!(
-            super::COMPILED_HERE,
-            [true; 6],
-            "see the build warnings of nanodex-grammars"
-        );
-        let ours = [
-            super::python(),
-            super::java(),
-            super::cpp(),
-            super::c(),
-            super::javascript(),
-            super::tsx(),
-        ];
-        for (ours, upstream) in ours.into_iter().zip(super::upstream::all()) {
-            assert_ne!(ours.clone().into_raw(), upstream.clone().into_raw());
-            assert_eq!(ours.node_kind_count(), upstream.node_kind_count());
-            assert_eq!(ours.parse_state_count(), upstream.parse_state_count());
+        for g in super::ALL {
+            assert!(g.compiled_here, "{}: see the build warnings", g.name);
+            let (ours, upstream) = ((g.ours)(), (g.upstream)());
+            assert_ne!(
+                ours.clone().into_raw(),
+                upstream.clone().into_raw(),
+                "{}",
+                g.name
+            );
+            assert_eq!(
+                ours.node_kind_count(),
+                upstream.node_kind_count(),
+                "{}",
+                g.name
+            );
+            assert_eq!(
+                ours.parse_state_count(),
+                upstream.parse_state_count(),
+                "{}",
+                g.name
+            );
         }
+        assert_eq!(super::ALL.len(), 6);
     }
 }
