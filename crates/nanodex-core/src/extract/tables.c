@@ -12,7 +12,7 @@
 //
 // The only code that reads the layout (large or small) rather than the values is the lookahead iterator, which
 // lists a small state's symbols group by group and a large state's in symbol order; tree-sitter sorts what the
-// parser collects from it (`ts_parser__do_all_potential_reductions`), and `expanded_tables_parse_the_same_trees`
+// parser collects from it (`ts_parser__do_all_potential_reductions`), and `dense_tables_parse_the_same_trees`
 // compares the trees of broken sources too.
 
 #include <stddef.h>
