@@ -7,6 +7,13 @@
 //! - `ADVANCE_MAP` (the lexer's table of next states by character) asks GCC to unroll its scan of the constant
 //!   table, so each lookup is a chain of compares of constants rather than a loop over loads.
 //!
+//! - The lexers and the scanners step to the next character through tree-sitter's `ts_lexer__advance`, a call
+//!   through a function pointer for every character (12% of a Python run's CPU). The header gets an inline copy of
+//!   its fast path (an ASCII character inside the current chunk) and of `mark_end`'s common case, which fall back to
+//!   the call for everything else. They read tree-sitter's private `Lexer` struct through a mirror of it
+//!   ([`LEXER_MIRROR`]); `build.rs` first compiles static assertions that the mirror has the layout of the `Lexer`
+//!   of the tree-sitter being built (its own `src/lexer.h`), and leaves the calls as they are when it does not.
+//!
 //! The scanners allocate through tree-sitter's allocator, and the Python scanner keeps its stacks' memory from one
 //! token to the next ([`SCANNER_CHANGES`]).
 //!
@@ -59,6 +66,15 @@ fn main() {
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("set by cargo"));
     // The crates of one registry (or vendor folder) are siblings: `<registry>/tree-sitter-<version>/include`.
     let registry = include.parent().and_then(Path::parent);
+    let inline_lexer = match lexer_layout_matches(&include, &out) {
+        Ok(()) => true,
+        Err(why) => {
+            println!(
+                "cargo:warning=tree-sitter's lexer: {why}; the grammars call it through its function pointers"
+            );
+            false
+        }
+    };
     for (krate, src, name) in GRAMMARS {
         let found = registry.and_then(|registry| crate_dir(registry, krate, &lock));
         let Some(dir) = found else {
@@ -67,7 +83,7 @@ fn main() {
             );
             continue;
         };
-        match build(&dir, src, name, &out.join(krate)) {
+        match build(&dir, src, name, &out.join(krate), inline_lexer) {
             Ok(()) => println!("cargo:rustc-cfg=nanodex_grammar_{name}"),
             Err(why) => println!("cargo:warning={krate}: {why}; using the crate's build"),
         }
@@ -106,8 +122,9 @@ fn crate_dir(registry: &Path, krate: &str, lock: &str) -> Option<PathBuf> {
 }
 
 /// Copies the grammar's C sources and headers (and a `common` folder of shared scanner code, as the TypeScript
-/// crate has) to `to`, changes its `parser.h`, and compiles `parser.c` and `scanner.c` with renamed symbols.
-fn build(dir: &Path, src: &str, name: &str, to: &Path) -> Result<(), String> {
+/// crate has) to `to`, changes its `parser.h` (and, with `inline_lexer`, its scanner's calls of the lexer), and
+/// compiles `parser.c` and `scanner.c` with renamed symbols.
+fn build(dir: &Path, src: &str, name: &str, to: &Path, inline_lexer: bool) -> Result<(), String> {
     copy_sources(&dir.join(src), &to.join(src)).map_err(|e| format!("copying the sources: {e}"))?;
     let common = dir.join("common");
     if common.is_dir() {
@@ -116,8 +133,21 @@ fn build(dir: &Path, src: &str, name: &str, to: &Path) -> Result<(), String> {
     }
     let header = to.join(src).join("tree_sitter/parser.h");
     let text = std::fs::read_to_string(&header).map_err(|e| format!("reading parser.h: {e}"))?;
-    std::fs::write(&header, faster_header(&text)?).map_err(|e| format!("writing parser.h: {e}"))?;
+    std::fs::write(&header, faster_header(&text, inline_lexer)?)
+        .map_err(|e| format!("writing parser.h: {e}"))?;
     let scanner = to.join(src).join("scanner.c");
+    if inline_lexer {
+        // The scanner's own calls (TypeScript's scanner lives in `common/scanner.h`).
+        for file in [scanner.clone(), to.join("common/scanner.h")] {
+            if let Ok(text) = std::fs::read_to_string(&file) {
+                let changed = text
+                    .replace("lexer->advance(lexer, ", "nanodex_advance(lexer, ")
+                    .replace("lexer->mark_end(lexer)", "nanodex_mark_end(lexer)");
+                std::fs::write(&file, changed)
+                    .map_err(|e| format!("writing {}: {e}", file.display()))?;
+            }
+        }
+    }
     for (grammar, from, with) in SCANNER_CHANGES {
         if grammar != name {
             continue;
@@ -176,8 +206,9 @@ fn copy_sources(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// `parser.h` with the ASCII scan in `set_contains` and the unrolled `ADVANCE_MAP`.
-fn faster_header(text: &str) -> Result<String, String> {
+/// `parser.h` with the ASCII scan in `set_contains`, the unrolled `ADVANCE_MAP`, and with `inline_lexer` the
+/// generated lexer's `advance` and `mark_end` calls through [`LEXER_INLINE`].
+fn faster_header(text: &str, inline_lexer: bool) -> Result<String, String> {
     let set_contains = "static inline bool set_contains(";
     let start = text
         .find(set_contains)
@@ -203,5 +234,185 @@ fn faster_header(text: &str) -> Result<String, String> {
         ),
         1,
     );
+    if inline_lexer {
+        let calls = [
+            (
+                "  lexer->advance(lexer, skip);  \\\n",
+                "  nanodex_advance(lexer, skip); \\\n",
+            ),
+            (
+                "  lexer->mark_end(lexer);\n",
+                "  nanodex_mark_end(lexer);\n",
+            ),
+        ];
+        for (from, to) in calls {
+            if !out.contains(from) {
+                return Err(format!(
+                    "parser.h has no `{}`",
+                    from.trim().trim_end_matches('\\').trim()
+                ));
+            }
+            out = out.replacen(from, to, 1);
+        }
+        // After the definition of `TSLexer`, before the lexer macros.
+        let at = out
+            .find("/*\n *  Lexer Macros")
+            .ok_or("parser.h has no lexer macros")?;
+        out.insert_str(at, &format!("{LEXER_MIRROR}{LEXER_INLINE}"));
+    }
     Ok(out)
+}
+
+/// A mirror of tree-sitter's private `Lexer` (its `src/lexer.h`), under names of its own so that it compiles
+/// beside either header. [`lexer_layout_matches`] checks it against the real one, field by field.
+const LEXER_MIRROR: &str = r#"
+/* nanodex: a mirror of tree-sitter's private `Lexer` (src/lexer.h), checked against it when built. */
+typedef struct { uint32_t row; uint32_t column; } NanodexPoint;
+typedef struct { uint32_t bytes; NanodexPoint extent; } NanodexLength;
+typedef struct { NanodexPoint start_point; NanodexPoint end_point; uint32_t start_byte; uint32_t end_byte; } NanodexRange;
+typedef struct {
+  int32_t lookahead;
+  uint16_t result_symbol;
+  void (*advance)(void *, bool);
+  void (*mark_end)(void *);
+  uint32_t (*get_column)(void *);
+  bool (*is_at_included_range_start)(const void *);
+  bool (*eof)(const void *);
+  void (*log)(const void *, const char *, ...);
+} NanodexTSLexer;
+typedef struct {
+  NanodexTSLexer data;
+  NanodexLength current_position;
+  NanodexLength token_start_position;
+  NanodexLength token_end_position;
+  NanodexRange *included_ranges;
+  const char *chunk;
+  struct { void *payload; void *read; int encoding; void *decode; } input;
+  struct { void *payload; void *log; } logger;
+  uint32_t included_range_count;
+  uint32_t current_included_range_index;
+  uint32_t chunk_start;
+  uint32_t chunk_size;
+  uint32_t lookahead_size;
+  bool did_get_column;
+  struct { uint32_t value; bool valid; } column_data;
+} NanodexLexer;
+"#;
+
+/// `nanodex_advance` and `nanodex_mark_end`: tree-sitter's `ts_lexer__advance` fast path and `ts_lexer__mark_end`
+/// for a lexer at its first included range, inline; every other case calls tree-sitter as before. The lookahead
+/// is read and written as the grammar's `TSLexer` (as the generated code does), the rest only through the mirror.
+const LEXER_INLINE: &str = r#"
+/* nanodex: tree-sitter's lexer.c, ts_lexer__advance's fast path and ts_lexer__mark_end's common case. */
+static inline void nanodex_advance(TSLexer *lexer, bool skip) {
+  NanodexLexer *self = (NanodexLexer *)lexer;
+  uint32_t next_position = self->current_position.bytes + 1;
+  if (
+    self->chunk &&
+    !self->logger.log &&
+    self->input.encoding == 0 &&
+    self->lookahead_size == 1 &&
+    lexer->lookahead != '\n' &&
+    next_position < self->included_ranges[self->current_included_range_index].end_byte &&
+    next_position < self->chunk_start + self->chunk_size
+  ) {
+    uint8_t next_byte = (uint8_t)self->chunk[next_position - self->chunk_start];
+    if (next_byte < 0x80) {
+      if (self->column_data.valid) self->column_data.value++;
+      self->current_position.bytes = next_position;
+      self->current_position.extent.column++;
+      if (skip) self->token_start_position = self->current_position;
+      lexer->lookahead = next_byte;
+      return;
+    }
+  }
+  lexer->advance(lexer, skip);
+}
+
+static inline void nanodex_mark_end(TSLexer *lexer) {
+  NanodexLexer *self = (NanodexLexer *)lexer;
+  if (self->current_included_range_index == 0) {
+    self->token_end_position = self->current_position;
+  } else {
+    lexer->mark_end(lexer);
+  }
+}
+
+"#;
+
+/// Compiles static assertions that [`LEXER_MIRROR`] has the layout of the `Lexer` in the `src/lexer.h` of the
+/// tree-sitter whose `include` folder this is (the one being linked), and that UTF-8 is encoding 0.
+fn lexer_layout_matches(include: &Path, out: &Path) -> Result<(), String> {
+    let src = include
+        .parent()
+        .map(|dir| dir.join("src"))
+        .filter(|src| src.join("lexer.h").is_file())
+        .ok_or("its src/lexer.h is not beside its include folder")?;
+    // Same size, except `Lexer`, whose mirror leaves out what follows `column_data` (a debug buffer).
+    let same = |mirror: &str, real: &str, fields: &[&str]| {
+        let mut text = if real == "Lexer" {
+            String::new()
+        } else {
+            format!("_Static_assert(sizeof({mirror}) == sizeof({real}), \"size of {real}\");\n")
+        };
+        for f in fields {
+            text += &format!(
+                "_Static_assert(offsetof({mirror}, {f}) == offsetof({real}, {f}) && \
+                 sizeof((({mirror} *)0)->{f}) == sizeof((({real} *)0)->{f}), \"{real}.{f}\");\n"
+            );
+        }
+        text
+    };
+    let mut check = format!(
+        "#include <stddef.h>\n#include <stdbool.h>\n#include <stdint.h>\n#include \"lexer.h\"\n{LEXER_MIRROR}\n"
+    );
+    check += &same("NanodexPoint", "TSPoint", &["row", "column"]);
+    check += &same(
+        "NanodexLength",
+        "Length",
+        &["bytes", "extent", "extent.column"],
+    );
+    check += &same("NanodexRange", "TSRange", &["start_byte", "end_byte"]);
+    check += &same(
+        "NanodexTSLexer",
+        "TSLexer",
+        &["lookahead", "advance", "mark_end"],
+    );
+    check += &same(
+        "NanodexLexer",
+        "Lexer",
+        &[
+            "data",
+            "current_position",
+            "token_start_position",
+            "token_end_position",
+            "included_ranges",
+            "chunk",
+            "input",
+            "input.encoding",
+            "logger",
+            "logger.log",
+            "included_range_count",
+            "current_included_range_index",
+            "chunk_start",
+            "chunk_size",
+            "lookahead_size",
+            "column_data",
+            "column_data.value",
+            "column_data.valid",
+        ],
+    );
+    check += "_Static_assert(TSInputEncodingUTF8 == 0, \"UTF-8 is encoding 0\");\n";
+    let file = out.join("lexer_layout_check.c");
+    std::fs::write(&file, check).map_err(|e| format!("writing {}: {e}", file.display()))?;
+    cc::Build::new()
+        .std("c11")
+        .include(&src)
+        .include(include)
+        .warnings(false)
+        .cargo_warnings(false)
+        .file(&file)
+        .try_compile_intermediates()
+        .map(drop)
+        .map_err(|e| format!("its Lexer is not the one nanodex mirrors ({e})"))
 }

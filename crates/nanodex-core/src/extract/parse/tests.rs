@@ -566,8 +566,21 @@ unsafe extern "C" {
     ) -> usize;
 }
 
-/// Every node of a tree in pre-order: kind, byte range, and the error, missing and extra flags.
-fn tree_nodes(tree: &Tree) -> Vec<(u16, usize, usize, bool, bool, bool)> {
+/// Each node of `tree` in pre-order: kind, byte range, row and column of both ends, and its error, missing
+/// and extra flags.
+type TreeNode = (
+    u16,
+    usize,
+    usize,
+    tree_sitter::Point,
+    tree_sitter::Point,
+    bool,
+    bool,
+    bool,
+);
+
+/// The [`TreeNode`]s of `tree`.
+fn tree_nodes(tree: &Tree) -> Vec<TreeNode> {
     let every = vec![true; tree.language().node_kind_count()];
     root_nodes_by_cursor(tree.root_node(), &every)
         .into_iter()
@@ -576,6 +589,8 @@ fn tree_nodes(tree: &Tree) -> Vec<(u16, usize, usize, bool, bool, bool)> {
                 n.kind_id(),
                 n.start_byte(),
                 n.end_byte(),
+                n.start_position(),
+                n.end_position(),
                 n.is_error(),
                 n.is_missing(),
                 n.is_extra(),
