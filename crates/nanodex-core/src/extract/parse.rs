@@ -128,13 +128,17 @@ fn facts_with(lang: Lang, tree: &Tree, src: &str, at_roots: bool) -> FileFacts {
         for node in root_nodes(root, roots) {
             let mut matches = cursor.matches(query, node, src.as_bytes());
             while let Some(m) = matches.next() {
-                collect_match(m, names, spec, src, &mut raw, &mut facts);
+                if compiled.kinds_hold(m) {
+                    collect_match(m, names, spec, src, &mut raw, &mut facts);
+                }
             }
         }
     } else {
         let mut matches = cursor.matches(query, root, src.as_bytes());
         while let Some(m) = matches.next() {
-            collect_match(m, names, spec, src, &mut raw, &mut facts);
+            if compiled.kinds_hold(m) {
+                collect_match(m, names, spec, src, &mut raw, &mut facts);
+            }
         }
     }
     let RawFacts {

@@ -74,3 +74,66 @@ fn detects_by_extension_and_shebang() {
     assert_eq!(Lang::from_shebang(b"#!/bin/sh"), None);
     assert_eq!(Lang::from_shebang(b"print(1)"), None);
 }
+
+/// `#kind-of?` keeps the matches whose capture has one of the kinds named, and a query file naming an unknown
+/// predicate or kind is an error rather than a filter silently ignored.
+#[test]
+fn kind_of_predicates_filter_captures_by_kind() {
+    let grammar = Lang::Python.grammar();
+    let query = Query::new(
+        &grammar,
+        r#"(call function: (_) @name (#kind-of? @name "identifier")) @ref.call"#,
+    )
+    .expect("query compiles");
+    let compiled = CompiledQuery {
+        kinds: kind_predicates(&grammar, &query).expect("known predicate"),
+        roots: None,
+        query,
+    };
+    let src = "f()\na.b()\ng(x)\n";
+    let mut parser = tree_sitter::Parser::new();
+    parser.set_language(&grammar).expect("grammar loads");
+    let tree = parser.parse(src, None).expect("parses");
+    let mut cursor = tree_sitter::QueryCursor::new();
+    let name = compiled
+        .query
+        .capture_index_for_name("name")
+        .expect("@name");
+    let mut matches = cursor.matches(&compiled.query, tree.root_node(), src.as_bytes());
+    let (mut kept, mut all) = (Vec::new(), 0);
+    while let Some(m) = streaming_iterator::StreamingIterator::next(&mut matches) {
+        all += 1;
+        if compiled.kinds_hold(m) {
+            let node = m
+                .nodes_for_capture_index(name)
+                .next()
+                .expect("@name captured");
+            kept.push(node.utf8_text(src.as_bytes()).expect("UTF-8").to_string());
+        }
+    }
+    assert_eq!(all, 3);
+    assert_eq!(kept, ["f", "g"]);
+
+    for (bad, why) in [
+        (
+            r#"(call function: (_) @n (#kind-of? @n "no_such_kind"))"#,
+            "no node kind",
+        ),
+        (
+            r#"(call function: (_) @n (#kinds? @n "identifier"))"#,
+            "unknown predicate",
+        ),
+        (
+            r#"(call function: (_) @n (#kind-of? @n))"#,
+            "unknown predicate",
+        ),
+        (
+            r#"(call function: (_) @n (#kind-of? "identifier" @n))"#,
+            "capture first",
+        ),
+    ] {
+        let query = Query::new(&grammar, bad).expect("tree-sitter leaves the predicate to us");
+        let err = kind_predicates(&grammar, &query).expect_err(bad);
+        assert!(err.contains(why), "{bad}: {err}");
+    }
+}
