@@ -12,6 +12,7 @@ use compact_str::CompactString;
 // Fx hashing: resolution hashes hundreds of thousands of short names per run, and SipHash's DoS resistance buys
 // nothing for keys taken from the user's own repository.
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use smallvec::{SmallVec, smallvec};
 
 use serde_json::{Value, json};
 
@@ -94,11 +95,15 @@ const PY_BUILTINS: &[&str] = &[
     "SystemError",
 ];
 
+/// The nodes a name points to: almost always one, kept inline (a lookup copies them out of the name tables once
+/// per reference; the JDK's quarter of a million references allocated a vector each).
+type NodeList = SmallVec<[usize; 2]>;
+
 /// Where a name points after lookup.
 #[derive(Debug, Clone)]
 enum Target {
     /// In-repo nodes (several when a name is defined more than once).
-    Nodes(Vec<usize>),
+    Nodes(NodeList),
     /// A module (file index).
     Module(usize),
     /// A Python package without `__init__.py`: a qualified-name prefix.
@@ -778,7 +783,7 @@ impl<'a> Ctx<'a> {
                                 Target::Module(g)
                             } else if let Some(&g) = self.module_by_qname.get(&abs) {
                                 match self.top[g].get(member.as_str()) {
-                                    Some(nodes) => Target::Nodes(nodes.clone()),
+                                    Some(nodes) => Target::Nodes(NodeList::from_slice(nodes)),
                                     None => match self.bindings[g].get(member) {
                                         Some(t) if second_pass => t.clone(),
                                         _ => Target::Module(g),
@@ -841,7 +846,8 @@ impl<'a> Ctx<'a> {
                                     1.0,
                                 );
                             }
-                            self.bindings[f].insert(member, Target::Nodes(nodes));
+                            self.bindings[f]
+                                .insert(member, Target::Nodes(NodeList::from_vec(nodes)));
                         }
                         None => {
                             // `import static a.B.m` of an in-repo class B binds m to B's member.
@@ -851,6 +857,7 @@ impl<'a> Ctx<'a> {
                                 .and_then(|v| v.first().copied())
                                 && let Some(found) = self.members_of(owner, &member)
                             {
+                                let found = NodeList::from_slice(found);
                                 self.bindings[f].insert(member, Target::Nodes(found));
                                 continue;
                             }
@@ -922,7 +929,7 @@ impl<'a> Ctx<'a> {
                     let binding = match (&target, &imp.member) {
                         (Target::Module(g), Some(member)) if member != "default" => {
                             match self.top[*g].get(member.as_str()) {
-                                Some(nodes) => Target::Nodes(nodes.clone()),
+                                Some(nodes) => Target::Nodes(NodeList::from_slice(nodes)),
                                 None => target.clone(),
                             }
                         }
@@ -1065,19 +1072,20 @@ impl<'a> Ctx<'a> {
         })
     }
 
-    /// Members named `name` of a class, searching its bases (depth-first, cycle-safe).
-    fn members_of(&self, class: usize, name: &str) -> Option<Vec<usize>> {
-        let mut stack = vec![class];
-        let mut seen = HashSet::default();
+    /// Members named `name` of a class, searching its bases (depth-first, cycle-safe, at most 32 classes).
+    fn members_of(&self, class: usize, name: &str) -> Option<&[usize]> {
+        let mut stack: SmallVec<[usize; 8]> = smallvec![class];
+        let mut seen: SmallVec<[usize; 8]> = SmallVec::new();
         while let Some(c) = stack.pop() {
-            if !seen.insert(c) || seen.len() > 32 {
+            if seen.contains(&c) || seen.len() >= 32 {
                 continue;
             }
+            seen.push(c);
             if let Some(found) = self.scoped.get(&c).and_then(|m| m.get(name)) {
-                return Some(found.clone());
+                return Some(found);
             }
             if let Some(bases) = self.bases.get(&c) {
-                stack.extend(bases.iter().rev());
+                stack.extend(bases.iter().rev().copied());
             }
         }
         None
@@ -1112,12 +1120,12 @@ impl<'a> Ctx<'a> {
                 let is_class = self.nodes[n].id.ty == NodeType::Class;
                 if is_class && lang != Lang::Python {
                     if let Some(found) = self.members_of(n, name) {
-                        return Some((Target::Nodes(found), 0.9));
+                        return Some((Target::Nodes(NodeList::from_slice(found)), 0.9));
                     }
                 } else if !is_class
                     && let Some(found) = self.scoped.get(&n).and_then(|m| m.get(name))
                 {
-                    return Some((Target::Nodes(found.clone()), 1.0));
+                    return Some((Target::Nodes(NodeList::from_slice(found)), 1.0));
                 }
             }
             s = defs[d as usize].parent;
@@ -1126,25 +1134,25 @@ impl<'a> Ctx<'a> {
             && let Some(class) = self.enclosing_class(f, scope)
             && let Some(found) = self.members_of(class, name)
         {
-            return Some((Target::Nodes(found), 0.9));
+            return Some((Target::Nodes(NodeList::from_slice(found)), 0.9));
         }
         if let Some(found) = self.top[f].get(name) {
-            return Some((Target::Nodes(found.clone()), 1.0));
+            return Some((Target::Nodes(NodeList::from_slice(found)), 1.0));
         }
         if let Some(t) = self.bindings[f].get(name) {
             return Some((t.clone(), 1.0));
         }
         for &g in &self.wildcards[f] {
             if let Some(found) = self.top[g].get(name) {
-                return Some((Target::Nodes(found.clone()), 0.9));
+                return Some((Target::Nodes(NodeList::from_slice(found)), 0.9));
             }
         }
         match lang {
             Lang::Java => {
                 if let Some(pkg) = &file.facts.package
-                    && let Some(found) = self.by_qname.get(&format!("{pkg}.{name}"))
+                    && let Some(found) = joined(pkg, ".", name, |q| self.by_qname.get(q))
                 {
-                    return Some((Target::Nodes(found.clone()), 1.0));
+                    return Some((Target::Nodes(NodeList::from_slice(found)), 1.0));
                 }
             }
             Lang::Cpp => {
@@ -1152,9 +1160,10 @@ impl<'a> Ctx<'a> {
                 while let Some(d) = s {
                     let info = &self.defs[f][d as usize];
                     if info.node.is_none()
-                        && let Some(found) = self.by_qname.get(&format!("{}::{name}", info.qname))
+                        && let Some(found) =
+                            joined(&info.qname, "::", name, |q| self.by_qname.get(q))
                     {
-                        return Some((Target::Nodes(found.clone()), 0.9));
+                        return Some((Target::Nodes(NodeList::from_slice(found)), 0.9));
                     }
                     s = defs[d as usize].parent;
                 }
@@ -1164,7 +1173,7 @@ impl<'a> Ctx<'a> {
         if let Some(found) = self.by_name.get(&(family(lang), name))
             && found.len() == 1
         {
-            return Some((Target::Nodes(found.clone()), 0.5));
+            return Some((Target::Nodes(NodeList::from_slice(found)), 0.5));
         }
         None
     }
@@ -1182,9 +1191,12 @@ impl<'a> Ctx<'a> {
         if self_words.contains(&receiver) {
             let class = self.enclosing_class(f, scope)?;
             if receiver == "super" {
-                return Some((Target::Nodes(self.bases.get(&class)?.clone()), 0.9));
+                return Some((
+                    Target::Nodes(NodeList::from_slice(self.bases.get(&class)?)),
+                    0.9,
+                ));
             }
-            return Some((Target::Nodes(vec![class]), 0.9));
+            return Some((Target::Nodes(smallvec![class]), 0.9));
         }
         if let Some(attr) = self_words
             .iter()
@@ -1194,7 +1206,7 @@ impl<'a> Ctx<'a> {
                 let class = self.enclosing_class(f, scope)?;
                 let type_name = self.member_type(f, class, attr)?;
                 return self
-                    .resolve_type(f, scope, &type_name, pending)
+                    .resolve_type(f, scope, type_name, pending)
                     .map(|(t, c)| (t, c * 0.9));
             }
             return None;
@@ -1207,7 +1219,7 @@ impl<'a> Ctx<'a> {
         let first = segments[0];
         let mut current = match self.local_type(f, scope, first) {
             Some(type_name) => {
-                let (t, c) = self.resolve_type(f, scope, &type_name, pending)?;
+                let (t, c) = self.resolve_type(f, scope, type_name, pending)?;
                 (t, c * 0.9)
             }
             None => self.lookup(f, scope, first)?,
@@ -1226,12 +1238,14 @@ impl<'a> Ctx<'a> {
     ) -> Option<(Target, f32)> {
         match target {
             Target::Module(g) => {
-                let sub = format!("{}.{name}", self.module_qname[g]);
-                if let Some(&h) = self.module_by_qname.get(&sub) {
+                let sub = joined(&self.module_qname[g], ".", name, |q| {
+                    self.module_by_qname.get(q).copied()
+                });
+                if let Some(h) = sub {
                     return Some((Target::Module(h), conf));
                 }
                 if let Some(found) = self.top[g].get(name) {
-                    return Some((Target::Nodes(found.clone()), conf));
+                    return Some((Target::Nodes(NodeList::from_slice(found)), conf));
                 }
                 self.bindings[g].get(name).map(|t| (t.clone(), conf * 0.9))
             }
@@ -1245,7 +1259,7 @@ impl<'a> Ctx<'a> {
                     .copied()
                     .find(|&n| self.nodes[n].id.ty == NodeType::Class)?;
                 self.members_of(class, name)
-                    .map(|found| (Target::Nodes(found), conf * 0.9))
+                    .map(|found| (Target::Nodes(NodeList::from_slice(found)), conf * 0.9))
             }
             Target::External(_) | Target::Pending(_) => None,
         }
@@ -1262,7 +1276,7 @@ impl<'a> Ctx<'a> {
         if type_name.contains(sep)
             && let Some(found) = self.by_qname.get(type_name)
         {
-            return Some((Target::Nodes(found.clone()), 1.0));
+            return Some((Target::Nodes(NodeList::from_slice(found)), 1.0));
         }
         match type_name.rsplit_once(sep) {
             Some((receiver, name)) => {
@@ -1273,12 +1287,12 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    fn local_type(&self, f: usize, scope: Option<u32>, name: &str) -> Option<String> {
+    fn local_type(&self, f: usize, scope: Option<u32>, name: &str) -> Option<&'a str> {
         let facts = &self.files[f].facts;
         let mut s = scope;
         loop {
             if let Some(t) = self.local_types[f].get(&(s, name)) {
-                return Some(t.to_string());
+                return Some(t);
             }
             match s {
                 Some(d) => s = facts.defs[d as usize].parent,
@@ -1294,8 +1308,9 @@ impl<'a> Ctx<'a> {
     }
 
     /// Declared type of a field of `class` (a typed field, or `self.x = T()` in a method).
-    fn member_type(&self, f: usize, class: usize, name: &str) -> Option<String> {
-        let facts = &self.files[f].facts;
+    fn member_type(&self, f: usize, class: usize, name: &str) -> Option<&'a str> {
+        let files: &'a [ParsedFile] = self.files;
+        let facts = &files[f].facts;
         self.locals_by_name[f]
             .get(name)?
             .iter()
@@ -1310,7 +1325,7 @@ impl<'a> Ctx<'a> {
                 };
                 owner == Some(class)
             })
-            .map(|l| l.type_name.clone())
+            .map(|l| l.type_name.as_str())
     }
 
     /// Resolves references: base types first (`types_only`), then calls and throws, which may need the bases.
@@ -1632,6 +1647,25 @@ impl<'a> Ctx<'a> {
             stats: self.stats,
         }
     }
+}
+
+/// `f(a + sep + b)`, the string built in a buffer of the thread's rather than allocated (lookups of a qualified
+/// name run once per reference).
+fn joined<R>(a: &str, sep: &str, b: &str, f: impl FnOnce(&str) -> R) -> R {
+    thread_local! {
+        static BUF: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+    }
+    BUF.with(|buf| {
+        // A nested call (none today) gets a buffer of its own rather than a panic.
+        let Ok(mut buf) = buf.try_borrow_mut() else {
+            return f(&format!("{a}{sep}{b}"));
+        };
+        buf.clear();
+        buf.push_str(a);
+        buf.push_str(sep);
+        buf.push_str(b);
+        f(&buf)
+    })
 }
 
 fn is_identifier(s: &str) -> bool {
