@@ -156,14 +156,14 @@ struct Ctx<'a> {
     module_by_qname: HashMap<String, usize>,
     module_by_path: HashMap<&'a str, usize>,
     /// Per file: top-level names (including inside namespaces) → nodes.
-    top: Vec<HashMap<&'a str, Vec<usize>>>,
+    top: Vec<HashMap<&'a str, NodeList>>,
     /// Per class or function node: names defined directly inside it.
-    scoped: HashMap<usize, HashMap<&'a str, Vec<usize>>>,
+    scoped: HashMap<usize, HashMap<&'a str, NodeList>>,
     bases: HashMap<usize, Vec<usize>>,
     /// C++ methods defined outside their class → that class.
     out_of_line_owner: HashMap<usize, usize>,
-    by_qname: HashMap<String, Vec<usize>>,
-    by_name: HashMap<(u8, &'a str), Vec<usize>>,
+    by_qname: HashMap<Box<str>, NodeList>,
+    by_name: HashMap<(u8, &'a str), NodeList>,
     /// Per file: the first plain local of each (scope, name) → its type name (`local_type` runs once per
     /// receiver, and a long file has thousands of locals).
     local_types: Vec<HashMap<(Option<u32>, &'a str), &'a str>>,
@@ -633,7 +633,7 @@ impl<'a> Ctx<'a> {
                 }
             }
             self.by_qname
-                .entry(prep.qname.clone())
+                .entry(prep.qname.as_str().into())
                 .or_default()
                 .push(idx);
             self.by_name
@@ -696,7 +696,7 @@ impl<'a> Ctx<'a> {
                     .rsplit_once("::")
                     .map(|(c, _)| c.to_string())
                     .unwrap_or_default();
-                let class = self.by_qname.get(&class_qname).and_then(|c| {
+                let class = self.by_qname.get(class_qname.as_str()).and_then(|c| {
                     c.iter()
                         .copied()
                         .find(|&c| self.nodes[c].id.ty == NodeType::Class)
@@ -833,7 +833,11 @@ impl<'a> Ctx<'a> {
                     } else {
                         format!("{}.{member}", imp.module)
                     };
-                    let class = self.by_qname.get(&full).cloned().filter(|v| !v.is_empty());
+                    let class = self
+                        .by_qname
+                        .get(full.as_str())
+                        .cloned()
+                        .filter(|v| !v.is_empty());
                     match class {
                         Some(nodes) => {
                             let path = self.nodes[nodes[0]].path.clone();
@@ -846,14 +850,13 @@ impl<'a> Ctx<'a> {
                                     1.0,
                                 );
                             }
-                            self.bindings[f]
-                                .insert(member, Target::Nodes(NodeList::from_vec(nodes)));
+                            self.bindings[f].insert(member, Target::Nodes(nodes));
                         }
                         None => {
                             // `import static a.B.m` of an in-repo class B binds m to B's member.
                             if let Some(owner) = self
                                 .by_qname
-                                .get(&imp.module)
+                                .get(imp.module.as_str())
                                 .and_then(|v| v.first().copied())
                                 && let Some(found) = self.members_of(owner, &member)
                             {
