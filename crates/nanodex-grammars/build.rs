@@ -36,14 +36,34 @@ const GRAMMARS: [(&str, &str, &str); 6] = [
     ("tree-sitter-typescript", "tsx/src", "tsx"),
 ];
 
-/// Changes to one grammar's `scanner.c`: (grammar, text, replacement). The Python scanner's `deserialize`, which
-/// tree-sitter calls before every token the scanner may lex, freed its two stacks and allocated one again each
-/// time; cleared, they keep their memory (same contents after the call, so the same tokens).
-const SCANNER_CHANGES: [(&str, &str, &str); 1] = [(
-    "python",
-    "    array_delete(&scanner->delimiters);\n    array_delete(&scanner->indents);\n    array_push(&scanner->indents, 0);\n",
-    "    array_clear(&scanner->delimiters);\n    array_clear(&scanner->indents);\n    array_push(&scanner->indents, 0);\n",
-)];
+/// Changes to one grammar's `scanner.c`: (grammar, text, replacement, whether it needs the inline lexer).
+///
+/// - The Python scanner's `deserialize`, which tree-sitter calls before every token the scanner may lex, freed its
+///   two stacks and allocated one again each time; cleared, they keep their memory (same contents after the call,
+///   so the same tokens).
+/// - The Python scanner skips indentation and comment lines one character at a time, before every token that may
+///   start a line (and again when the parser asks again), 5% of a Python run; `nanodex_skip_while` skips the same
+///   characters a run at a time.
+const SCANNER_CHANGES: [(&str, &str, &str, bool); 3] = [
+    (
+        "python",
+        "    array_delete(&scanner->delimiters);\n    array_delete(&scanner->indents);\n    array_push(&scanner->indents, 0);\n",
+        "    array_clear(&scanner->delimiters);\n    array_clear(&scanner->indents);\n    array_push(&scanner->indents, 0);\n",
+        false,
+    ),
+    (
+        "python",
+        "        } else if (lexer->lookahead == ' ') {\n            indent_length++;\n            skip(lexer);\n",
+        "        } else if (lexer->lookahead == ' ') {\n            indent_length += nanodex_skip_while(lexer, ' ');\n",
+        true,
+    ),
+    (
+        "python",
+        "            while (lexer->lookahead && lexer->lookahead != '\\n') {\n                skip(lexer);\n            }\n",
+        "            nanodex_skip_while(lexer, 0);\n",
+        true,
+    ),
+];
 
 /// The external scanner's entry points, renamed with the grammar.
 const SCANNER_FNS: [&str; 5] = ["create", "destroy", "scan", "serialize", "deserialize"];
@@ -148,8 +168,8 @@ fn build(dir: &Path, src: &str, name: &str, to: &Path, inline_lexer: bool) -> Re
             }
         }
     }
-    for (grammar, from, with) in SCANNER_CHANGES {
-        if grammar != name {
+    for (grammar, from, with, needs_inline_lexer) in SCANNER_CHANGES {
+        if grammar != name || (needs_inline_lexer && !inline_lexer) {
             continue;
         }
         let text =
@@ -319,9 +339,16 @@ static inline void nanodex_advance(TSLexer *lexer, bool skip) {
     uint8_t next_byte = (uint8_t)self->chunk[next_position - self->chunk_start];
     if (next_byte < 0x80) {
       if (self->column_data.valid) self->column_data.value++;
+      uint32_t column = self->current_position.extent.column + 1;
       self->current_position.bytes = next_position;
-      self->current_position.extent.column++;
-      if (skip) self->token_start_position = self->current_position;
+      self->current_position.extent.column = column;
+      /* Field by field, from registers: a copy of the whole position would load what was just stored in
+         pieces, which the CPU cannot forward from the stores (a stall of a dozen cycles per character). */
+      if (skip) {
+        self->token_start_position.bytes = next_position;
+        self->token_start_position.extent.row = self->current_position.extent.row;
+        self->token_start_position.extent.column = column;
+      }
       lexer->lookahead = next_byte;
       return;
     }
@@ -329,10 +356,52 @@ static inline void nanodex_advance(TSLexer *lexer, bool skip) {
   lexer->advance(lexer, skip);
 }
 
+/* Skips while the lookahead is `c` (`c` = 0: until a '\n' or NUL), as a `nanodex_advance(lexer, true)` per character
+   would, and returns how many characters it skipped: ASCII runs inside the current chunk in one step, with the
+   position kept in registers, anything else one character at a time. */
+static inline uint32_t nanodex_skip_while(TSLexer *lexer, int32_t c) {
+  NanodexLexer *self = (NanodexLexer *)lexer;
+  uint32_t count = 0;
+  for (;;) {
+    int32_t lookahead = lexer->lookahead;
+    if (c ? lookahead != c : (lookahead == 0 || lookahead == '\n')) return count;
+    if (self->chunk && !self->logger.log && self->input.encoding == 0 && self->lookahead_size == 1) {
+      uint32_t start = self->current_position.bytes, end = self->chunk_start + self->chunk_size;
+      uint32_t range_end = self->included_ranges[self->current_included_range_index].end_byte;
+      if (range_end < end) end = range_end;
+      /* Each step goes from an ASCII character other than '\n' to the next byte, which must be ASCII too; the run
+         stops on the first character that is not skipped. */
+      uint32_t at = start;
+      while (at + 1 < end) {
+        uint8_t next = (uint8_t)self->chunk[at + 1 - self->chunk_start];
+        if (next >= 0x80) break;
+        at++;
+        if (c ? next != c : (next == 0 || next == '\n')) break;
+      }
+      if (at > start) {
+        uint32_t n = at - start, column = self->current_position.extent.column + n;
+        if (self->column_data.valid) self->column_data.value += n;
+        self->current_position.bytes = at;
+        self->current_position.extent.column = column;
+        self->token_start_position.bytes = at;
+        self->token_start_position.extent.row = self->current_position.extent.row;
+        self->token_start_position.extent.column = column;
+        lexer->lookahead = (uint8_t)self->chunk[at - self->chunk_start];
+        count += n;
+        continue;
+      }
+    }
+    nanodex_advance(lexer, true);
+    count++;
+  }
+}
+
 static inline void nanodex_mark_end(TSLexer *lexer) {
   NanodexLexer *self = (NanodexLexer *)lexer;
   if (self->current_included_range_index == 0) {
-    self->token_end_position = self->current_position;
+    self->token_end_position.bytes = self->current_position.bytes;
+    self->token_end_position.extent.row = self->current_position.extent.row;
+    self->token_end_position.extent.column = self->current_position.extent.column;
   } else {
     lexer->mark_end(lexer);
   }
