@@ -231,7 +231,7 @@ impl CompiledQuery {
     ///
     /// tree-sitter analyses every step of a pattern against the whole grammar when it compiles the query, and an
     /// alternation of kinds in a field (`type: [(type_identifier) (qualified_identifier)] @t`) costs C++ ~5 ms of
-    /// that each; `type: (_) @t (#kind-of? @t type_identifier qualified_identifier)` matches the same nodes, and its
+    /// that each; `type: (_) @t (#kind-of? @t "type_identifier" "qualified_identifier")` matches the same nodes, and its
     /// analysis costs a tenth.
     pub fn kinds_hold(&self, m: &QueryMatch<'_, '_>) -> bool {
         self.kinds.get(m.pattern_index).is_none_or(|preds| {
@@ -268,8 +268,11 @@ fn kind_predicates(language: &Language, query: &Query) -> Result<Vec<Vec<KindOf>
                     ) else {
                         return Err(format!("#{} takes a capture first", pred.operator));
                     };
-                    if &*pred.operator != "kind-of?" || kinds.is_empty() {
+                    if &*pred.operator != "kind-of?" {
                         return Err(format!("unknown predicate #{}", pred.operator));
+                    }
+                    if kinds.is_empty() {
+                        return Err("#kind-of? names no kind".into());
                     }
                     let kinds = kinds
                         .iter()

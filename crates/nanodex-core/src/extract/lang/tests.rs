@@ -123,10 +123,7 @@ fn kind_of_predicates_filter_captures_by_kind() {
             r#"(call function: (_) @n (#kinds? @n "identifier"))"#,
             "unknown predicate",
         ),
-        (
-            r#"(call function: (_) @n (#kind-of? @n))"#,
-            "unknown predicate",
-        ),
+        (r#"(call function: (_) @n (#kind-of? @n))"#, "names no kind"),
         (
             r#"(call function: (_) @n (#kind-of? "identifier" @n))"#,
             "capture first",
