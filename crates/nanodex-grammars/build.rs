@@ -1,28 +1,30 @@
 //! Compiles the grammars' generated C (`parser.c`, `scanner.c`) again, from the grammar crates' own sources, with
-//! their `tree_sitter/parser.h` changed in two places that decide how fast the generated lexer runs:
+//! their `tree_sitter/parser.h` changed in the places that decide how fast the generated lexer runs:
 //!
 //! - `set_contains` (is a character in a sorted list of ranges?) answers an ASCII character by scanning the first
 //!   ranges instead of a binary search over all of them: Java's identifier characters are a list of 778 ranges,
 //!   searched for every character of every identifier, ten unpredictable branches each time.
 //! - `ADVANCE_MAP` (the lexer's table of next states by character) asks GCC to unroll its scan of the constant
 //!   table, so each lookup is a chain of compares of constants rather than a loop over loads.
-//!
 //! - The lexers and the scanners step to the next character through tree-sitter's `ts_lexer__advance`, a call
 //!   through a function pointer for every character (12% of a Python run's CPU). The header gets an inline copy of
 //!   its fast path (an ASCII character inside the current chunk) and of `mark_end`'s common case, which fall back to
 //!   the call for everything else. They read tree-sitter's private `Lexer` struct through a mirror of it
 //!   ([`LEXER_MIRROR`]); `build.rs` first compiles static assertions that the mirror has the layout of the `Lexer`
 //!   of the tree-sitter being built (its own `src/lexer.h`), and leaves the calls as they are when it does not.
+//!   The step writes positions field by field from registers (a whole-struct copy of what was just stored in
+//!   pieces cannot be forwarded by the CPU: a stall per character).
 //!
 //! The scanners allocate through tree-sitter's allocator, and the Python scanner keeps its stacks' memory from one
-//! token to the next ([`SCANNER_CHANGES`]).
+//! token to the next and skips indentation and comment lines a run at a time ([`SCANNER_CHANGES`]).
 //!
-//! Parsing JDK java.base alone on one core took 14% less time, Python 4%, C++ ~3%; the trees are the same
-//! (`nanodex_core`'s `dense_tables_parse_the_same_trees` parses with both and compares them node for node). The
-//! symbols are renamed (`nanodex_grammar_<name>`, its scanner's likewise), so the grammar crates' own objects can
-//! be linked beside them. A grammar whose sources are not found beside tree-sitter's (a vendored or patched build),
-//! or whose header lacks the two places, is used as its crate built it: the cfg `nanodex_grammar_<name>` is set only
-//! for the ones compiled here, with a build warning for the others.
+//! With the first two, parsing JDK java.base alone on one core took 14% less time, Python 4%, C++ ~3%; the trees
+//! are the same (`nanodex_core`'s `dense_tables_parse_the_same_trees` parses with both and compares them node for
+//! node, positions included). The symbols are renamed (`nanodex_grammar_<name>`, its scanner's likewise), so the
+//! grammar crates' own objects can be linked beside them. A grammar whose sources are not found beside
+//! tree-sitter's (a vendored or patched build), or whose header lacks the places changed, is used as its crate
+//! built it: the cfg `nanodex_grammar_<name>` is set only for the ones compiled here, with a build warning for the
+//! others.
 
 use std::path::{Path, PathBuf};
 

@@ -783,7 +783,7 @@ impl<'a> Ctx<'a> {
                                 Target::Module(g)
                             } else if let Some(&g) = self.module_by_qname.get(&abs) {
                                 match self.top[g].get(member.as_str()) {
-                                    Some(nodes) => Target::Nodes(NodeList::from_slice(nodes)),
+                                    Some(nodes) => Target::Nodes(nodes.clone()),
                                     None => match self.bindings[g].get(member) {
                                         Some(t) if second_pass => t.clone(),
                                         _ => Target::Module(g),
@@ -932,7 +932,7 @@ impl<'a> Ctx<'a> {
                     let binding = match (&target, &imp.member) {
                         (Target::Module(g), Some(member)) if member != "default" => {
                             match self.top[*g].get(member.as_str()) {
-                                Some(nodes) => Target::Nodes(NodeList::from_slice(nodes)),
+                                Some(nodes) => Target::Nodes(nodes.clone()),
                                 None => target.clone(),
                             }
                         }
@@ -1128,7 +1128,7 @@ impl<'a> Ctx<'a> {
                 } else if !is_class
                     && let Some(found) = self.scoped.get(&n).and_then(|m| m.get(name))
                 {
-                    return Some((Target::Nodes(NodeList::from_slice(found)), 1.0));
+                    return Some((Target::Nodes(found.clone()), 1.0));
                 }
             }
             s = defs[d as usize].parent;
@@ -1140,14 +1140,14 @@ impl<'a> Ctx<'a> {
             return Some((Target::Nodes(NodeList::from_slice(found)), 0.9));
         }
         if let Some(found) = self.top[f].get(name) {
-            return Some((Target::Nodes(NodeList::from_slice(found)), 1.0));
+            return Some((Target::Nodes(found.clone()), 1.0));
         }
         if let Some(t) = self.bindings[f].get(name) {
             return Some((t.clone(), 1.0));
         }
         for &g in &self.wildcards[f] {
             if let Some(found) = self.top[g].get(name) {
-                return Some((Target::Nodes(NodeList::from_slice(found)), 0.9));
+                return Some((Target::Nodes(found.clone()), 0.9));
             }
         }
         match lang {
@@ -1155,7 +1155,7 @@ impl<'a> Ctx<'a> {
                 if let Some(pkg) = &file.facts.package
                     && let Some(found) = joined(pkg, ".", name, |q| self.by_qname.get(q))
                 {
-                    return Some((Target::Nodes(NodeList::from_slice(found)), 1.0));
+                    return Some((Target::Nodes(found.clone()), 1.0));
                 }
             }
             Lang::Cpp => {
@@ -1166,7 +1166,7 @@ impl<'a> Ctx<'a> {
                         && let Some(found) =
                             joined(&info.qname, "::", name, |q| self.by_qname.get(q))
                     {
-                        return Some((Target::Nodes(NodeList::from_slice(found)), 0.9));
+                        return Some((Target::Nodes(found.clone()), 0.9));
                     }
                     s = defs[d as usize].parent;
                 }
@@ -1176,7 +1176,7 @@ impl<'a> Ctx<'a> {
         if let Some(found) = self.by_name.get(&(family(lang), name))
             && found.len() == 1
         {
-            return Some((Target::Nodes(NodeList::from_slice(found)), 0.5));
+            return Some((Target::Nodes(found.clone()), 0.5));
         }
         None
     }
@@ -1248,7 +1248,7 @@ impl<'a> Ctx<'a> {
                     return Some((Target::Module(h), conf));
                 }
                 if let Some(found) = self.top[g].get(name) {
-                    return Some((Target::Nodes(NodeList::from_slice(found)), conf));
+                    return Some((Target::Nodes(found.clone()), conf));
                 }
                 self.bindings[g].get(name).map(|t| (t.clone(), conf * 0.9))
             }
@@ -1279,7 +1279,7 @@ impl<'a> Ctx<'a> {
         if type_name.contains(sep)
             && let Some(found) = self.by_qname.get(type_name)
         {
-            return Some((Target::Nodes(NodeList::from_slice(found)), 1.0));
+            return Some((Target::Nodes(found.clone()), 1.0));
         }
         match type_name.rsplit_once(sep) {
             Some((receiver, name)) => {
