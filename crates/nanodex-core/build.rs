@@ -22,6 +22,8 @@ fn main() {
         .define("_POSIX_C_SOURCE", "200112L")
         .define("_DEFAULT_SOURCE", None)
         .warnings(true)
+        // No frame pointers, although the profile has debug info (see nanodex-grammars' build.rs).
+        .force_frame_pointer(false)
         .files(sources)
         .compile("nanodex-ts");
 }

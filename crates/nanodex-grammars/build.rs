@@ -188,7 +188,10 @@ fn build(dir: &Path, src: &str, name: &str, to: &Path, inline_lexer: bool) -> Re
         .std("c11")
         .include(to.join(src))
         .warnings(false)
-        .cargo_warnings(false);
+        .cargo_warnings(false)
+        // cc keeps frame pointers whenever the profile has debug info (the release profile keeps line tables):
+        // a register and a push/pop per call in the lexers and scanners, which never need them.
+        .force_frame_pointer(false);
     // The scanners allocate through tree-sitter's allocator (`ts_current_malloc`, which the CLI sets to its own),
     // not the C library's malloc.
     build.define("TREE_SITTER_REUSE_ALLOCATOR", None);
