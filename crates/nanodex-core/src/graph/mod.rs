@@ -18,6 +18,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
@@ -139,15 +140,15 @@ struct StoreState {
     edges: HashMap<String, u64>,
 }
 
-/// A [`StoreState`] as written: the same fields, with the maps serialized straight from [`Keyed`]'s columns (a
-/// map and a sequence of pairs are the same postcard bytes), so saving builds no hash map.
-#[derive(Serialize)]
-struct StateOut<'a> {
-    version: u32,
-    db: &'a str,
-    generation: u64,
-    nodes: Pairs<'a>,
-    edges: Pairs<'a>,
+/// The maps of a [`StoreState`] as written (`nodes`, then `edges`), serialized straight from [`Keyed`]'s columns (a
+/// map and a sequence of pairs are the same postcard bytes, and so are a struct and the tuple of its fields), so
+/// saving builds no hash map. They are encoded while the store is written; [`GraphStore::save_state`] puts the
+/// state's first fields (version, store name, generation: known only after the write) before them.
+fn encode_state_maps(keyed: &Keyed) -> Result<Vec<u8>, postcard::Error> {
+    postcard::to_stdvec(&(
+        Pairs(&keyed.node_ids, &keyed.node_fps),
+        Pairs(&keyed.edge_ids, &keyed.edge_fps),
+    ))
 }
 
 /// Ids and their fingerprints, serialized as a map.
@@ -798,14 +799,18 @@ impl GraphStore {
         }
     }
 
-    fn save_state(&self, state: &StateOut) -> Result<(), GraphError> {
+    /// Saves the state of the write that just ended: `maps` from [`encode_state_maps`] after the fields of
+    /// [`StoreState`] that precede them.
+    fn save_state(&self, db: &str, generation: u64, maps: &[u8]) -> Result<(), GraphError> {
         let Some(path) = &self.state_path else {
             return Ok(());
         };
-        let bytes = postcard::to_stdvec(state).map_err(|e| GraphError::Io {
-            path: path.clone(),
-            cause: std::io::Error::other(e),
-        })?;
+        let mut bytes =
+            postcard::to_stdvec(&(STATE_VERSION, db, generation)).map_err(|e| GraphError::Io {
+                path: path.clone(),
+                cause: std::io::Error::other(e),
+            })?;
+        bytes.extend_from_slice(maps);
         write_atomic(path, &bytes).map_err(|cause| GraphError::Io {
             path: path.clone(),
             cause,
@@ -851,8 +856,14 @@ impl GraphStore {
             timings.insert(name.to_string(), clock.elapsed().as_millis() as u64);
             clock = std::time::Instant::now();
         };
-        let keyed = Keyed::of(&graph);
+        let keyed = Arc::new(Keyed::of(&graph));
         lap(&mut timings, "fingerprint");
+        // The state saved after the write is encoded meanwhile (tens of megabytes for a JDK-sized graph), on the
+        // core that the write leaves idle.
+        let state_maps = {
+            let keyed = Arc::clone(&keyed);
+            tokio::task::spawn_blocking(move || encode_state_maps(&keyed))
+        };
         let previous = match (self.current.clone(), full) {
             (Some(db), false) => {
                 let generation = self.generation().await?;
@@ -907,13 +918,18 @@ impl GraphStore {
         let generation = self.generation().await?;
         lap(&mut timings, "db");
         let db = self.current.clone().unwrap_or_default();
-        self.save_state(&StateOut {
-            version: STATE_VERSION,
-            db: &db,
-            generation,
-            nodes: Pairs(&keyed.node_ids, &keyed.node_fps),
-            edges: Pairs(&keyed.edge_ids, &keyed.edge_fps),
-        })?;
+        let state_path = || self.state_path.clone().unwrap_or_default();
+        let maps = state_maps
+            .await
+            .map_err(|e| GraphError::Io {
+                path: state_path(),
+                cause: std::io::Error::other(format!("state encoding thread failed: {e}")),
+            })?
+            .map_err(|e| GraphError::Io {
+                path: state_path(),
+                cause: std::io::Error::other(e),
+            })?;
+        self.save_state(&db, generation, &maps)?;
         lap(&mut timings, "state_save");
         Ok(WriteReport {
             timings_ms: timings,
