@@ -144,11 +144,12 @@ struct StoreState {
 /// map and a sequence of pairs are the same postcard bytes, and so are a struct and the tuple of its fields), so
 /// saving builds no hash map. They are encoded while the store is written; [`GraphStore::save_state`] puts the
 /// state's first fields (version, store name, generation: known only after the write) before them.
-fn encode_state_maps(keyed: &Keyed) -> Result<Vec<u8>, postcard::Error> {
+fn encode_state_maps(keyed: &Keyed) -> std::io::Result<Vec<u8>> {
     postcard::to_stdvec(&(
         Pairs(&keyed.node_ids, &keyed.node_fps),
         Pairs(&keyed.edge_ids, &keyed.edge_fps),
     ))
+    .map_err(std::io::Error::other)
 }
 
 /// Ids and their fingerprints, serialized as a map.
@@ -799,19 +800,25 @@ impl GraphStore {
         }
     }
 
-    /// Saves the state of the write that just ended: `maps` from [`encode_state_maps`] after the fields of
-    /// [`StoreState`] that precede them.
-    fn save_state(&self, db: &str, generation: u64, maps: &[u8]) -> Result<(), GraphError> {
-        let Some(path) = &self.state_path else {
+    /// Saves the state of the write that just ended: the fields of [`StoreState`] that precede its maps, then
+    /// the maps that `maps` encodes ([`encode_state_maps`]). Nothing without a state file (memory, server).
+    async fn save_state(
+        &self,
+        db: &str,
+        generation: u64,
+        maps: Option<tokio::task::JoinHandle<std::io::Result<Vec<u8>>>>,
+    ) -> Result<(), GraphError> {
+        let (Some(path), Some(maps)) = (&self.state_path, maps) else {
             return Ok(());
         };
-        let mut bytes =
-            postcard::to_stdvec(&(STATE_VERSION, db, generation)).map_err(|e| GraphError::Io {
-                path: path.clone(),
-                cause: std::io::Error::other(e),
-            })?;
-        bytes.extend_from_slice(maps);
-        write_atomic(path, &bytes).map_err(|cause| GraphError::Io {
+        let saved = async {
+            let maps = maps.await.map_err(std::io::Error::other)??;
+            let mut bytes = postcard::to_stdvec(&(STATE_VERSION, db, generation))
+                .map_err(std::io::Error::other)?;
+            bytes.extend_from_slice(&maps);
+            write_atomic(path, &bytes)
+        };
+        saved.await.map_err(|cause| GraphError::Io {
             path: path.clone(),
             cause,
         })
@@ -859,11 +866,11 @@ impl GraphStore {
         let keyed = Arc::new(Keyed::of(&graph));
         lap(&mut timings, "fingerprint");
         // The state saved after the write is encoded meanwhile (tens of megabytes for a JDK-sized graph), on the
-        // core that the write leaves idle.
-        let state_maps = {
+        // core that the write leaves idle; only where there is a state file.
+        let state_maps = self.state_path.is_some().then(|| {
             let keyed = Arc::clone(&keyed);
             tokio::task::spawn_blocking(move || encode_state_maps(&keyed))
-        };
+        });
         let previous = match (self.current.clone(), full) {
             (Some(db), false) => {
                 let generation = self.generation().await?;
@@ -918,18 +925,7 @@ impl GraphStore {
         let generation = self.generation().await?;
         lap(&mut timings, "db");
         let db = self.current.clone().unwrap_or_default();
-        let state_path = || self.state_path.clone().unwrap_or_default();
-        let maps = state_maps
-            .await
-            .map_err(|e| GraphError::Io {
-                path: state_path(),
-                cause: std::io::Error::other(format!("state encoding thread failed: {e}")),
-            })?
-            .map_err(|e| GraphError::Io {
-                path: state_path(),
-                cause: std::io::Error::other(e),
-            })?;
-        self.save_state(&db, generation, &maps)?;
+        self.save_state(&db, generation, state_maps).await?;
         lap(&mut timings, "state_save");
         Ok(WriteReport {
             timings_ms: timings,
