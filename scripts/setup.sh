@@ -28,6 +28,8 @@ if command -v rustup >/dev/null; then
   rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 fi
 cargo fetch --locked >/dev/null
+# The end-to-end test drives the app through tauri-driver (a WebDriver proxy to WebKitWebDriver).
+command -v tauri-driver >/dev/null || cargo install tauri-driver --locked --quiet
 # The app's front end (versions pinned by ui/package-lock.json); the app's build script builds it into ui/dist.
 if [ ! -d ui/node_modules ] || [ ui/package-lock.json -nt ui/node_modules/.package-lock.json ]; then
   npm ci --prefix ui --no-audit --no-fund --loglevel=error
