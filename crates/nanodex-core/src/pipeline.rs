@@ -13,7 +13,7 @@ use crate::config::{BrainConfig, Config, GraphConfig};
 use crate::error::{BrainError, Error, ExtractError, GraphError};
 use crate::extract::{self, CodeGraph, ExtractReport, FactsCache};
 use crate::graph::{self, GraphStore, Hit, WriteReport};
-use crate::progress::{Cancel, Sink};
+use crate::progress::{Cancel, ProgressEvent, Sink};
 use crate::search::{self, Mode};
 
 /// How to run [`extract`].
@@ -76,6 +76,17 @@ pub async fn extract(
             }
         })
     };
+    // The walk runs while the store opens and the cache loads (it waited for both before).
+    sink.event(ProgressEvent {
+        stage: "walk",
+        done: 0,
+        total: None,
+        message: root.display().to_string(),
+    });
+    let walk = {
+        let (extract_cfg, root) = (cfg.extract.clone(), root.clone());
+        tokio::task::spawn_blocking(move || extract::Walked::new(&extract_cfg, &root))
+    };
     let t_open = Instant::now();
     let store = if opts.no_store {
         None
@@ -85,9 +96,13 @@ pub async fn extract(
     let open_ms = t_open.elapsed().as_millis() as u64;
     let previous = load_cache.await.unwrap_or_default();
     let mut store = store.transpose()?;
+    let walked = walk.await.map_err(|e| ExtractError::Io {
+        path: root.clone(),
+        cause: std::io::Error::other(format!("walk thread failed: {e}")),
+    })??;
     let result = extract_and_write(
         cfg,
-        &root,
+        walked,
         &cache_path,
         opts,
         previous,
@@ -123,7 +138,7 @@ pub async fn extract(
 #[allow(clippy::too_many_arguments)]
 async fn extract_and_write(
     cfg: &Config,
-    root: &Path,
+    walked: extract::Walked,
     cache_path: &Path,
     opts: ExtractOptions,
     previous: FactsCache,
@@ -131,30 +146,28 @@ async fn extract_and_write(
     sink: Arc<dyn Sink>,
     cancel: &Cancel,
 ) -> Result<(ExtractReport, Option<WriteReport>, Option<CodeGraph>), Error> {
-    let (extract_cfg, root2, sink2, cancel2) = (
-        cfg.extract.clone(),
-        root.to_path_buf(),
-        sink.clone(),
-        cancel.clone(),
-    );
+    let root = walked.root().to_path_buf();
+    let (extract_cfg, sink2, cancel2) = (cfg.extract.clone(), sink.clone(), cancel.clone());
     let encode_cache = store.is_some();
     let (extraction, cache_bytes) = tokio::task::spawn_blocking(move || {
-        if encode_cache {
-            extract::run_and_encode_cache(&extract_cfg, &root2, previous, sink2.as_ref(), &cancel2)
-        } else {
-            extract::run(&extract_cfg, &root2, previous, sink2.as_ref(), &cancel2)
-                .map(|e| (e, None))
-        }
+        extract::run_walked(
+            &extract_cfg,
+            walked,
+            previous,
+            sink2.as_ref(),
+            &cancel2,
+            encode_cache,
+        )
     })
     .await
     .map_err(|e| ExtractError::Io {
-        path: root.to_path_buf(),
+        path: root.clone(),
         cause: std::io::Error::other(format!("extraction thread failed: {e}")),
     })??;
     let mut report = extraction.report;
     if opts.require_sources && report.parsed + report.reused == 0 {
         return Err(ExtractError::NoSources {
-            path: root.to_path_buf(),
+            path: root.clone(),
             skipped: report.skipped.values().sum(),
         }
         .into());

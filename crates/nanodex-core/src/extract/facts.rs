@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::lang::Lang;
+use super::walk::FileStat;
 
 /// Everything extracted from one file.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -233,6 +234,9 @@ pub struct ParsedFile {
     pub size: u64,
     /// Whether the bytes were not valid UTF-8 and were decoded lossily.
     pub invalid_utf8: bool,
+    /// The file's stat when it was walked, if it was settled then (see [`FileStat`]): while the file keeps this
+    /// stat, the next run reuses these facts without reading it.
+    pub stat: Option<FileStat>,
     /// The facts.
     pub facts: FileFacts,
 }

@@ -1,10 +1,11 @@
 //! Stage 1, extraction: a repository on disk in, a [`CodeGraph`] (plus per-file [`ParsedFile`] facts) out.
 //!
-//! `run` walks the repository ([`walk`]), reads and parses files in parallel on a rayon pool ([`parse`], pure), and
-//! resolves names across files ([`resolve`], pure). Files whose content hash matches the previous run's facts are
-//! not parsed again; resolution always runs over the whole repository, so an incremental run yields exactly the
-//! graph of a full one. Bad files are skipped and counted by reason; extraction itself fails only on a missing
-//! repository or cancellation.
+//! `run` walks the repository ([`walk`]; [`Walked`] when the caller walks it ahead, as the pipeline does), reads
+//! and parses files in parallel on a rayon pool ([`parse`], pure), and resolves names across files ([`resolve`],
+//! pure). Files whose content hash matches the previous run's facts are not parsed again, and files that kept the
+//! stat seen with those facts are not even read ([`walk::FileStat`]); resolution always runs over the whole
+//! repository, so an incremental run yields exactly the graph of a full one. Bad files are skipped and counted by
+//! reason; extraction itself fails only on a missing repository or cancellation.
 
 pub mod facts;
 pub mod lang;
@@ -35,8 +36,12 @@ use crate::progress::{Cancel, ProgressEvent, Sink};
 
 /// Version of the facts format and of the parsing rules; a cache written by another version is ignored.
 /// Bumped whenever `FileFacts` changes shape or order (2: configuration reads; 3: references and locals in a total
-/// order, as the query runs at its pattern roots).
-const FACTS_VERSION: u32 = 3;
+/// order, as the query runs at its pattern roots; 4: each file's stat).
+const FACTS_VERSION: u32 = 4;
+/// How long before a run a file must have been written for its stat to be trusted by the next run
+/// ([`walk::FileStat::settled_before`]): file times tick in milliseconds, and a network file system's clock may be a
+/// little off ours.
+const STAT_SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
 /// Bytes inspected for NUL when deciding that a file is binary (as git does).
 const BINARY_SNIFF: usize = 8000;
 
@@ -236,6 +241,48 @@ pub fn check_repo(root: &Path) -> Result<PathBuf, ExtractError> {
     }
 }
 
+/// A repository checked ([`check_repo`]) and walked ahead of its run, so that the walk can overlap other start-up
+/// work: the pipeline walks while it opens the store and loads the facts cache.
+#[derive(Debug)]
+pub struct Walked {
+    root: PathBuf,
+    walk: walk::Walk,
+    ms: u64,
+    /// Stats whose times are both before this (nanoseconds since the epoch) are kept with the facts: the walk's
+    /// start less [`STAT_SETTLE`].
+    settled_ns: i64,
+}
+
+impl Walked {
+    /// Checks that `root` is a readable directory and walks it. The query of each language found starts compiling
+    /// in the background.
+    pub fn new(cfg: &ExtractConfig, root: &Path) -> Result<Walked, ExtractError> {
+        let root = check_repo(root)?;
+        let t0 = Instant::now();
+        let settled_ns = std::time::SystemTime::now()
+            .checked_sub(STAT_SETTLE)
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(i64::MIN, |d| {
+                i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+            });
+        let walk = walk::walk(cfg, &root);
+        // Queries compile while files are read, hashed and parsed into trees (started earlier for the languages of
+        // the facts cache, if the caller loaded one).
+        lang::compile_queries_in_background(walk.files.iter().map(|c| c.lang));
+        Ok(Walked {
+            root,
+            walk,
+            ms: t0.elapsed().as_millis() as u64,
+            settled_ns,
+        })
+    }
+
+    /// The repository's canonical path.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+}
+
 /// Extracts the code graph of the repository at `root`. The facts of files unchanged since `previous` are moved
 /// out of it, not parsed again.
 pub fn run(
@@ -245,49 +292,38 @@ pub fn run(
     sink: &dyn Sink,
     cancel: &Cancel,
 ) -> Result<Extraction, ExtractError> {
-    run_inner(cfg, root, previous, sink, cancel, false).map(|(extraction, _)| extraction)
-}
-
-/// [`run`], also encoding the new facts cache ([`FactsCache::encode`]) on a second thread while names are
-/// resolved (single-threaded), so the cache costs no extra time. `None` when it could not be encoded (logged):
-/// the cache only saves parsing, so the run goes on without one.
-pub fn run_and_encode_cache(
-    cfg: &ExtractConfig,
-    root: &Path,
-    previous: FactsCache,
-    sink: &dyn Sink,
-    cancel: &Cancel,
-) -> Result<(Extraction, Option<Vec<u8>>), ExtractError> {
-    run_inner(cfg, root, previous, sink, cancel, true)
-}
-
-fn run_inner(
-    cfg: &ExtractConfig,
-    root: &Path,
-    previous: FactsCache,
-    sink: &dyn Sink,
-    cancel: &Cancel,
-    encode_cache: bool,
-) -> Result<(Extraction, Option<Vec<u8>>), ExtractError> {
-    let root = check_repo(root)?;
-    let mut report = ExtractReport {
-        root: root.display().to_string(),
-        ..ExtractReport::default()
-    };
-    let t0 = Instant::now();
     sink.event(ProgressEvent {
         stage: "walk",
         done: 0,
         total: None,
         message: root.display().to_string(),
     });
-    let mut walked = walk::walk(cfg, &root);
-    // Queries compile while files are read, hashed and parsed into trees (started earlier for the languages of the
-    // facts cache, if the caller loaded one).
-    lang::compile_queries_in_background(walked.files.iter().map(|c| c.lang));
-    report
-        .timings_ms
-        .insert("walk".into(), t0.elapsed().as_millis() as u64);
+    let walked = Walked::new(cfg, root)?;
+    run_walked(cfg, walked, previous, sink, cancel, false).map(|(extraction, _)| extraction)
+}
+
+/// [`run`] on a repository walked already. With `encode_cache`, the new facts cache ([`FactsCache::encode`]) is
+/// encoded on a second thread while names are resolved (mostly one thread), so the cache costs no extra time;
+/// `None` when it could not be encoded (logged): the cache only saves parsing, so the run goes on without one.
+pub fn run_walked(
+    cfg: &ExtractConfig,
+    walked: Walked,
+    previous: FactsCache,
+    sink: &dyn Sink,
+    cancel: &Cancel,
+    encode_cache: bool,
+) -> Result<(Extraction, Option<Vec<u8>>), ExtractError> {
+    let Walked {
+        root,
+        walk: mut walked,
+        ms: walk_ms,
+        settled_ns,
+    } = walked;
+    let mut report = ExtractReport {
+        root: root.display().to_string(),
+        ..ExtractReport::default()
+    };
+    report.timings_ms.insert("walk".into(), walk_ms);
     if cancel.is_cancelled() {
         return Err(ExtractError::Cancelled);
     }
@@ -335,7 +371,7 @@ fn run_inner(
             let outcome = if cancel.is_cancelled() {
                 FileOutcome::Skipped("cancelled", cand.rel.clone())
             } else {
-                read_and_parse(cand, cfg.max_file_size, prev)
+                read_and_parse(cand, cfg.max_file_size, prev, settled_ns)
             };
             let n = done.fetch_add(1, Ordering::Relaxed) + 1;
             if n.is_multiple_of(64) || n == total {
@@ -481,11 +517,22 @@ fn finish_deferred_file(
     Box::new(file)
 }
 
+/// Reads and parses one walked file, or reuses `previous` (its facts from the last run): without reading the
+/// file when its stat is the one kept with them, after reading it when its content hash is theirs. The stat of a
+/// file whose times are before `settled_ns` is kept with its facts for the next run.
 fn read_and_parse(
     cand: &walk::Candidate,
     max_size: u64,
     previous: Option<ParsedFile>,
+    settled_ns: i64,
 ) -> FileOutcome {
+    let previous = match previous {
+        Some(prev) if prev.stat.is_some() && prev.stat == cand.stat && prev.lang == cand.lang => {
+            return FileOutcome::Parsed(Box::new(prev), true);
+        }
+        other => other,
+    };
+    let stat = cand.stat.filter(|s| s.settled_before(settled_ns));
     let skip = |reason| FileOutcome::Skipped(reason, cand.rel.clone());
     let mut file = match std::fs::File::open(&cand.abs) {
         Ok(f) => f,
@@ -511,10 +558,11 @@ fn read_and_parse(
         return skip("binary");
     }
     let hash = blake3::hash(&bytes).to_hex().to_string();
-    if let Some(prev) = previous
+    if let Some(mut prev) = previous
         && prev.hash == hash
         && prev.lang == cand.lang
     {
+        prev.stat = stat;
         return FileOutcome::Parsed(Box::new(prev), true);
     }
     let size = bytes.len() as u64;
@@ -529,6 +577,7 @@ fn read_and_parse(
         hash,
         size,
         invalid_utf8,
+        stat,
         facts: FileFacts::default(),
     };
     match parsed {

@@ -7,6 +7,7 @@ fn candidate(root: &Path, rel: &str) -> walk::Candidate {
         abs: root.join(rel),
         lang: Lang::Python,
         size: 0,
+        stat: None,
     }
 }
 
@@ -14,7 +15,7 @@ fn candidate(root: &Path, rel: &str) -> walk::Candidate {
 fn vanished_and_unreadable_files_are_skipped_with_a_reason() {
     let tmp = tempfile::tempdir().unwrap();
     // Deleted between the walk and the read.
-    match read_and_parse(&candidate(tmp.path(), "gone.py"), 1 << 20, None) {
+    match read_and_parse(&candidate(tmp.path(), "gone.py"), 1 << 20, None, 0) {
         FileOutcome::Skipped(reason, rel) => {
             assert_eq!((reason, rel.as_str()), ("vanished", "gone.py"))
         }
@@ -22,7 +23,7 @@ fn vanished_and_unreadable_files_are_skipped_with_a_reason() {
     }
     // Opens but cannot be read (a directory where a file was expected: EISDIR), even as root.
     std::fs::create_dir(tmp.path().join("dir.py")).unwrap();
-    match read_and_parse(&candidate(tmp.path(), "dir.py"), 1 << 20, None) {
+    match read_and_parse(&candidate(tmp.path(), "dir.py"), 1 << 20, None, 0) {
         FileOutcome::Skipped(reason, _) => assert_eq!(reason, "unreadable"),
         FileOutcome::Parsed(..) | FileOutcome::Deferred(_) => panic!("parsed a directory"),
     }
@@ -53,18 +54,107 @@ fn unchanged_files_reuse_cached_facts() {
     assert_ne!(debug(&second.files[1]), debug(&first.files[1]));
 }
 
+/// [`run_ok`] with every stat counted as settled, however recent (no margin), as files written by a test are.
+fn run_settled(cfg: &ExtractConfig, root: &Path, previous: FactsCache) -> Extraction {
+    let mut walked = Walked::new(cfg, root).unwrap();
+    walked.settled_ns = i64::MAX;
+    run_walked(cfg, walked, previous, &NoProgress, &Cancel::new(), false)
+        .unwrap()
+        .0
+}
+
+#[test]
+fn a_file_that_keeps_its_stat_is_not_read_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("a.py"), "def a():\n    pass\n").unwrap();
+    std::fs::write(tmp.path().join("b.py"), "def b():\n    a()\n").unwrap();
+    let cfg = crate::config::load(None).unwrap().extract;
+    let first = run_settled(&cfg, tmp.path(), FactsCache::default());
+    assert!(first.files.iter().all(|f| f.stat.is_some()));
+    // Cached facts that the content could not give: they survive only a run that does not read the files.
+    let mut cached = first.files.clone();
+    for file in &mut cached {
+        file.hash = "not the content's hash".into();
+    }
+    let second = run_settled(&cfg, tmp.path(), FactsCache::new(cached));
+    assert_eq!((second.report.parsed, second.report.reused), (0, 2));
+    assert!(
+        second
+            .files
+            .iter()
+            .all(|f| f.hash == "not the content's hash")
+    );
+    // A file whose stat changed is read: its content hash is the cached one, so its facts are reused, with the
+    // new stat kept for the next run.
+    std::fs::write(tmp.path().join("a.py"), "def a():\n    pass\n").unwrap();
+    let third = run_settled(&cfg, tmp.path(), FactsCache::new(first.files.clone()));
+    assert_eq!((third.report.parsed, third.report.reused), (0, 2));
+    let now = walk::FileStat::of(&std::fs::metadata(tmp.path().join("a.py")).unwrap());
+    assert_eq!(third.files[0].stat, now);
+}
+
+#[test]
+fn a_rewrite_that_keeps_the_size_and_the_modification_time_is_read_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("a.py");
+    std::fs::write(&path, "def a():\n    pass\n").unwrap();
+    let before = std::fs::metadata(&path).unwrap();
+    let cfg = crate::config::load(None).unwrap().extract;
+    let first = run_settled(&cfg, tmp.path(), FactsCache::default());
+    assert_eq!(first.files[0].facts.defs[0].name, "a");
+    // Rewritten (same size) until the status-change time moves past the first write's tick, then the
+    // modification time is set back.
+    let first_stat = walk::FileStat::of(&before).unwrap();
+    for _ in 0..300 {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        std::fs::write(&path, "def b():\n    pass\n").unwrap();
+        let now = walk::FileStat::of(&std::fs::metadata(&path).unwrap()).unwrap();
+        if now.ctime_ns != first_stat.ctime_ns {
+            break;
+        }
+    }
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(before.modified().unwrap())
+        .unwrap();
+    let after = std::fs::metadata(&path).unwrap();
+    assert_eq!(
+        (after.len(), after.modified().unwrap()),
+        (before.len(), before.modified().unwrap())
+    );
+    let second = run_settled(&cfg, tmp.path(), FactsCache::new(first.files));
+    assert_eq!((second.report.parsed, second.report.reused), (1, 0));
+    assert_eq!(second.files[0].facts.defs[0].name, "b");
+}
+
+#[test]
+fn a_file_written_just_before_the_run_keeps_no_stat() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("a.py"), "def a():\n    pass\n").unwrap();
+    let cfg = crate::config::load(None).unwrap().extract;
+    // Written within the settling margin: the next run reads it again, whatever its stat.
+    let first = run_ok(&cfg, tmp.path(), FactsCache::default());
+    assert_eq!(first.files[0].stat, None);
+    let second = run_ok(&cfg, tmp.path(), FactsCache::new(first.files));
+    assert_eq!((second.report.parsed, second.report.reused), (0, 1));
+    assert_eq!(second.files[0].stat, None);
+}
+
 #[test]
 fn the_cache_encoded_while_resolving_is_the_cache_that_loads() {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(tmp.path().join("a.py"), "def a():\n    pass\n").unwrap();
     std::fs::write(tmp.path().join("b.py"), "def b():\n    a()\n").unwrap();
     let cfg = crate::config::load(None).unwrap().extract;
-    let (first, bytes) = run_and_encode_cache(
+    let (first, bytes) = run_walked(
         &cfg,
-        tmp.path(),
+        Walked::new(&cfg, tmp.path()).unwrap(),
         FactsCache::default(),
         &NoProgress,
         &Cancel::new(),
+        true,
     )
     .unwrap();
     let bytes = bytes.expect("encoded");
@@ -123,6 +213,7 @@ fn a_deferred_outcome_is_finished_in_place_and_others_are_left_alone() {
         hash: "h".into(),
         size: text.len() as u64,
         invalid_utf8: false,
+        stat: None,
         facts: FileFacts::default(),
     };
     let mut outcome = FileOutcome::Deferred(Box::new((file, text.to_string(), tree)));

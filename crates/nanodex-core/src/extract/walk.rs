@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
+use serde::{Deserialize, Serialize};
 
 use super::lang::Lang;
 use super::manifest::is_manifest;
@@ -25,6 +26,59 @@ pub struct Candidate {
     pub lang: Lang,
     /// Size in bytes when walked (orders the parse: largest first).
     pub size: u64,
+    /// What `stat` said of the file when walked (`None` where it could not be read, and off Unix).
+    pub stat: Option<FileStat>,
+}
+
+/// What `stat` says of a file: size, modification and status-change times, inode and device. A file whose stat
+/// is the one its cached facts were made from is not read again (as git's index does it). Any write to a file, and
+/// any rename onto it, changes its status-change time, which tools cannot set back (`touch -d`, `cp -p` and
+/// `rsync -a` set the modification time only), so a rewrite is seen even when it keeps the size and the
+/// modification time. A stat is only trusted once settled ([`FileStat::settled_before`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileStat {
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, nanoseconds since the Unix epoch.
+    pub mtime_ns: i64,
+    /// Status-change time, nanoseconds since the Unix epoch.
+    pub ctime_ns: i64,
+    /// Inode number.
+    pub ino: u64,
+    /// Device number.
+    pub dev: u64,
+}
+
+impl FileStat {
+    /// The stat of `meta`; `None` off Unix, where there is no status-change time to rely on.
+    pub fn of(meta: &std::fs::Metadata) -> Option<FileStat> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            let ns =
+                |secs: i64, nanos: i64| secs.saturating_mul(1_000_000_000).saturating_add(nanos);
+            Some(FileStat {
+                size: meta.len(),
+                mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
+                ctime_ns: ns(meta.ctime(), meta.ctime_nsec()),
+                ino: meta.ino(),
+                dev: meta.dev(),
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = meta;
+            None
+        }
+    }
+
+    /// Whether both times are before `cutoff_ns`. A file's times come from a clock that ticks in milliseconds, so a
+    /// file written again in the same tick as the write its stat saw can keep the same stat: only a stat older than
+    /// the run that reads the file, by a margin, tells that no such write can follow unseen (git's "racily clean"
+    /// entries; the run keeps the stat of a file written in the margin for nothing, and reads it again next time).
+    pub fn settled_before(&self, cutoff_ns: i64) -> bool {
+        self.mtime_ns < cutoff_ns && self.ctime_ns < cutoff_ns
+    }
 }
 
 /// Result of a walk.
@@ -186,7 +240,8 @@ pub fn walk(cfg: &ExtractConfig, root: &Path) -> Walk {
             walk.skip("language_disabled", &rel);
             continue;
         }
-        let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+        let meta = entry.metadata().ok();
+        let size = meta.as_ref().map_or(0, |m| m.len());
         if size > cfg.max_file_size {
             walk.skip("too_large", &rel);
             continue;
@@ -196,6 +251,7 @@ pub fn walk(cfg: &ExtractConfig, root: &Path) -> Walk {
             abs: entry.path().to_path_buf(),
             lang,
             size,
+            stat: meta.as_ref().and_then(FileStat::of),
         });
     }
     let mut outside = std::mem::take(&mut *outside.lock().unwrap_or_else(|e| e.into_inner()));

@@ -12,6 +12,7 @@ fn graph_of(files: &[(&str, &str)]) -> CodeGraph {
             hash: blake3::hash(src.as_bytes()).to_hex().to_string(),
             size: src.len() as u64,
             invalid_utf8: false,
+            stat: None,
             facts: parse_file(Lang::from_path(Path::new(path)).unwrap(), src),
         })
         .collect();
