@@ -13,7 +13,7 @@ use crate::config::{BrainConfig, Config, GraphConfig};
 use crate::error::{BrainError, Error, ExtractError, GraphError};
 use crate::extract::{self, CodeGraph, ExtractReport, FactsCache};
 use crate::graph::{self, GraphStore, Hit, WriteReport};
-use crate::progress::{Cancel, ProgressEvent, Sink};
+use crate::progress::{Cancel, Sink};
 use crate::search::{self, Mode};
 
 /// How to run [`extract`].
@@ -77,15 +77,11 @@ pub async fn extract(
         })
     };
     // The walk runs while the store opens and the cache loads (it waited for both before).
-    sink.event(ProgressEvent {
-        stage: "walk",
-        done: 0,
-        total: None,
-        message: root.display().to_string(),
-    });
     let walk = {
-        let (extract_cfg, root) = (cfg.extract.clone(), root.clone());
-        tokio::task::spawn_blocking(move || extract::Walked::new(&extract_cfg, &root))
+        let (extract_cfg, root, sink) = (cfg.extract.clone(), root.clone(), sink.clone());
+        tokio::task::spawn_blocking(move || {
+            extract::Walked::new(&extract_cfg, &root, sink.as_ref())
+        })
     };
     let t_open = Instant::now();
     let store = if opts.no_store {

@@ -254,10 +254,16 @@ pub struct Walked {
 }
 
 impl Walked {
-    /// Checks that `root` is a readable directory and walks it. The query of each language found starts compiling
-    /// in the background.
-    pub fn new(cfg: &ExtractConfig, root: &Path) -> Result<Walked, ExtractError> {
+    /// Checks that `root` is a readable directory and walks it, saying so to `sink`. The query of each language
+    /// found starts compiling in the background.
+    pub fn new(cfg: &ExtractConfig, root: &Path, sink: &dyn Sink) -> Result<Walked, ExtractError> {
         let root = check_repo(root)?;
+        sink.event(ProgressEvent {
+            stage: "walk",
+            done: 0,
+            total: None,
+            message: root.display().to_string(),
+        });
         let t0 = Instant::now();
         let settled_ns = std::time::SystemTime::now()
             .checked_sub(STAT_SETTLE)
@@ -292,13 +298,7 @@ pub fn run(
     sink: &dyn Sink,
     cancel: &Cancel,
 ) -> Result<Extraction, ExtractError> {
-    sink.event(ProgressEvent {
-        stage: "walk",
-        done: 0,
-        total: None,
-        message: root.display().to_string(),
-    });
-    let walked = Walked::new(cfg, root)?;
+    let walked = Walked::new(cfg, root, sink)?;
     run_walked(cfg, walked, previous, sink, cancel, false).map(|(extraction, _)| extraction)
 }
 
@@ -526,8 +526,8 @@ fn read_and_parse(
     previous: Option<ParsedFile>,
     settled_ns: i64,
 ) -> FileOutcome {
-    let previous = match previous {
-        Some(prev) if prev.stat.is_some() && prev.stat == cand.stat && prev.lang == cand.lang => {
+    let previous = match previous.filter(|prev| prev.lang == cand.lang) {
+        Some(prev) if prev.stat.is_some() && prev.stat == cand.stat => {
             return FileOutcome::Parsed(Box::new(prev), true);
         }
         other => other,
@@ -560,7 +560,6 @@ fn read_and_parse(
     let hash = blake3::hash(&bytes).to_hex().to_string();
     if let Some(mut prev) = previous
         && prev.hash == hash
-        && prev.lang == cand.lang
     {
         prev.stat = stat;
         return FileOutcome::Parsed(Box::new(prev), true);

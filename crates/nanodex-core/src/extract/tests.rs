@@ -56,7 +56,7 @@ fn unchanged_files_reuse_cached_facts() {
 
 /// [`run_ok`] with every stat counted as settled, however recent (no margin), as files written by a test are.
 fn run_settled(cfg: &ExtractConfig, root: &Path, previous: FactsCache) -> Extraction {
-    let mut walked = Walked::new(cfg, root).unwrap();
+    let mut walked = Walked::new(cfg, root, &NoProgress).unwrap();
     walked.settled_ns = i64::MAX;
     run_walked(cfg, walked, previous, &NoProgress, &Cancel::new(), false)
         .unwrap()
@@ -104,15 +104,24 @@ fn a_rewrite_that_keeps_the_size_and_the_modification_time_is_read_again() {
     assert_eq!(first.files[0].facts.defs[0].name, "a");
     // Rewritten (same size) until the status-change time moves past the first write's tick, then the
     // modification time is set back.
-    let first_stat = walk::FileStat::of(&before).unwrap();
+    let first_ctime = walk::FileStat::of(&before).unwrap().ctime_ns;
+    let ctime = || {
+        walk::FileStat::of(&std::fs::metadata(&path).unwrap())
+            .unwrap()
+            .ctime_ns
+    };
     for _ in 0..300 {
         std::thread::sleep(std::time::Duration::from_millis(10));
         std::fs::write(&path, "def b():\n    pass\n").unwrap();
-        let now = walk::FileStat::of(&std::fs::metadata(&path).unwrap()).unwrap();
-        if now.ctime_ns != first_stat.ctime_ns {
+        if ctime() != first_ctime {
             break;
         }
     }
+    assert_ne!(
+        ctime(),
+        first_ctime,
+        "the file system's status-change time did not move in 3 s"
+    );
     std::fs::File::options()
         .write(true)
         .open(&path)
@@ -150,7 +159,7 @@ fn the_cache_encoded_while_resolving_is_the_cache_that_loads() {
     let cfg = crate::config::load(None).unwrap().extract;
     let (first, bytes) = run_walked(
         &cfg,
-        Walked::new(&cfg, tmp.path()).unwrap(),
+        Walked::new(&cfg, tmp.path(), &NoProgress).unwrap(),
         FactsCache::default(),
         &NoProgress,
         &Cancel::new(),
