@@ -55,12 +55,8 @@ pub fn stable_key(parts: &[&str]) -> String {
     hasher.finalize().to_hex()[..16].to_string()
 }
 
-/// [`stable_key`] of parts that are each given as pieces, hashed as if joined (no joined string is built).
-pub(crate) fn stable_key_of_pieces(parts: &[&[&str]]) -> String {
-    hash_of_pieces(parts).to_hex()[..16].to_string()
-}
-
-/// [`stable_key_of_pieces`] as an inline string (no allocation).
+/// [`stable_key`] of parts that are each given as pieces, hashed as if joined (no joined string is built), as an
+/// inline string (no allocation).
 pub(crate) fn compact_key_of_pieces(parts: &[&[&str]]) -> compact_str::CompactString {
     compact_str::CompactString::new(&hash_of_pieces(parts).to_hex()[..16])
 }
@@ -132,6 +128,10 @@ pub struct Extraction {
 pub struct FactsCache {
     version: u32,
     files: Vec<ParsedFile>,
+    /// Bytes of the file it was loaded from: the next encoding reserves about as much, and its buffer does not
+    /// grow by copies (each copy of a JDK-sized cache touches megabytes of fresh pages).
+    #[serde(skip)]
+    encoded_len: usize,
 }
 
 impl FactsCache {
@@ -140,21 +140,26 @@ impl FactsCache {
         FactsCache {
             version: FACTS_VERSION,
             files,
+            encoded_len: 0,
         }
     }
 
-    /// The bytes [`FactsCache::save`] would write for `files`, without taking ownership of them.
-    pub fn encode(files: &[ParsedFile]) -> Result<Vec<u8>, postcard::Error> {
+    /// The bytes [`FactsCache::save`] would write for `files`, without taking ownership of them, in a buffer that
+    /// starts with room for `size_hint` bytes.
+    pub fn encode(files: &[ParsedFile], size_hint: usize) -> Result<Vec<u8>, postcard::Error> {
         // The same postcard layout as `FactsCache` (a slice and a Vec encode alike).
         #[derive(Serialize)]
         struct Borrowed<'a> {
             version: u32,
             files: &'a [ParsedFile],
         }
-        postcard::to_stdvec(&Borrowed {
-            version: FACTS_VERSION,
-            files,
-        })
+        postcard::to_extend(
+            &Borrowed {
+                version: FACTS_VERSION,
+                files,
+            },
+            Vec::with_capacity(size_hint),
+        )
     }
 
     /// Writes bytes from [`FactsCache::encode`] to `path`, atomically.
@@ -171,7 +176,10 @@ impl FactsCache {
             return FactsCache::default();
         };
         match postcard::from_bytes::<FactsCache>(&bytes) {
-            Ok(cache) if cache.version == FACTS_VERSION => cache,
+            Ok(cache) if cache.version == FACTS_VERSION => FactsCache {
+                encoded_len: bytes.len(),
+                ..cache
+            },
             _ => {
                 tracing::warn!(path = %path.display(), "ignoring unreadable or outdated facts cache");
                 FactsCache::default()
@@ -181,10 +189,11 @@ impl FactsCache {
 
     /// Writes the cache atomically (temporary file, fsync, rename).
     pub fn save(&self, path: &Path) -> Result<(), ExtractError> {
-        let bytes = FactsCache::encode(&self.files).map_err(|e| ExtractError::Io {
-            path: path.to_path_buf(),
-            cause: std::io::Error::other(e),
-        })?;
+        let bytes =
+            FactsCache::encode(&self.files, self.encoded_len).map_err(|e| ExtractError::Io {
+                path: path.to_path_buf(),
+                cause: std::io::Error::other(e),
+            })?;
         FactsCache::save_encoded(path, &bytes)
     }
 
@@ -327,6 +336,8 @@ pub fn run_walked(
     if cancel.is_cancelled() {
         return Err(ExtractError::Cancelled);
     }
+    // A little more than last time: the cache grows with the repository.
+    let size_hint = previous.encoded_len + previous.encoded_len / 16;
 
     let t1 = Instant::now();
     // Each walked file is paired with its previous facts, moved out of the cache (a JDK-sized cache is a
@@ -456,7 +467,7 @@ pub fn run_walked(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "repository".into());
     let (graph, cache) = std::thread::scope(|scope| {
-        let cache = encode_cache.then(|| scope.spawn(|| FactsCache::encode(&files)));
+        let cache = encode_cache.then(|| scope.spawn(|| FactsCache::encode(&files, size_hint)));
         let graph = resolve::build_graph(&repo_name, &files, &deps);
         let cache =
             cache.and_then(

@@ -182,8 +182,13 @@ pub struct Edge {
 impl Edge {
     /// Stable key of the edge record.
     pub fn key(&self) -> String {
+        self.compact_key().into()
+    }
+
+    /// [`Edge::key`] as an inline string (no allocation).
+    pub(crate) fn compact_key(&self) -> compact_str::CompactString {
         // The stable key of (kind, `from` as `table:key`, `to` as `table:key`).
-        super::stable_key_of_pieces(&[
+        super::compact_key_of_pieces(&[
             &[self.kind.as_str()],
             &[self.from.ty.as_str(), ":", &self.from.key],
             &[self.to.ty.as_str(), ":", &self.to.key],

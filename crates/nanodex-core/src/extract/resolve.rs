@@ -1346,9 +1346,13 @@ impl<'a> Ctx<'a> {
     /// of each reference.
     fn plan_calls(&self, f: usize) -> Vec<(usize, Planned)> {
         let refs = &self.files[f].facts.refs;
-        (0..refs.len())
-            .filter_map(|i| self.plan_ref(f, &refs[i], false).map(|p| (i, p)))
-            .collect()
+        // Room for every reference: pages that no plan fills are never touched, and the list does not grow by
+        // copies.
+        let mut plans = Vec::with_capacity(refs.len());
+        plans.extend(
+            (0..refs.len()).filter_map(|i| self.plan_ref(f, &refs[i], false).map(|p| (i, p))),
+        );
+        plans
     }
 
     /// What reference `r` of file `f` resolves to, or `None` when it is not of this pass or is dropped.

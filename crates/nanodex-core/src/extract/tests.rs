@@ -202,7 +202,7 @@ fn stable_keys_differ_by_part_boundaries() {
     assert_ne!(stable_key(&["ab", ""]), stable_key(&["a", "b"]));
     assert_eq!(stable_key(&["x"]).len(), 16);
     assert_eq!(
-        super::stable_key_of_pieces(&[&["calls"], &["function", ":", "ab"]]),
+        super::compact_key_of_pieces(&[&["calls"], &["function", ":", "ab"]]),
         stable_key(&["calls", "function:ab"])
     );
 }

@@ -20,15 +20,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
-
 use serde::{Deserialize, Serialize};
 use surrealdb::types::{Array, Object, RecordId, Value};
 
 use crate::config::{GraphConfig, Store};
 use crate::error::GraphError;
 use crate::extract::{CodeGraph, Edge, EdgeKind, Node, NodeType, ResolveStats, free_in_background};
-use crate::fsutil::{FileLock, LockError, try_lock, write_atomic};
+use crate::fsutil::{FileLock, LockError, try_lock, write_atomic, write_atomic_parts};
 use crate::progress::{ProgressEvent, Sink};
 
 mod brain;
@@ -42,8 +40,9 @@ const SCHEMA: &str = include_str!("schema.surql");
 /// Makes database `$db` (generation `$generation`) the current graph; run in `meta`.
 const SWITCH: &str =
     "UPSERT state:current CONTENT { db: $db, generation: $generation } RETURN NONE";
-// 2: XXH3 fingerprints (1: BLAKE3); a state of another version is ignored and the next write is a full one.
-const STATE_VERSION: u32 = 2;
+// 3: ids as XXH3-128 hashes in columns sorted by hash, little-endian (2: a postcard map of id strings; 1: BLAKE3
+// fingerprints); a state of another version is ignored and the next write is a full one.
+const STATE_VERSION: u32 = 3;
 /// Most statements in flight when `graph.write_tasks` is 0 (one per core): only 2 were measured (on 2 cores), and
 /// the on-disk store commits one writer at a time, so many more would mostly queue.
 const MAX_AUTO_WRITE_TASKS: usize = 4;
@@ -131,41 +130,143 @@ pub struct GraphStore {
 }
 
 /// Fingerprints of the records last written, for incremental diffs.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default)]
 struct StoreState {
-    version: u32,
     db: String,
     generation: u64,
-    nodes: HashMap<String, u64>,
-    edges: HashMap<String, u64>,
+    nodes: Saved,
+    edges: Saved,
 }
 
-/// The maps of a [`StoreState`] as written (`nodes`, then `edges`), serialized straight from [`Keyed`]'s columns (a
-/// map and a sequence of pairs are the same postcard bytes, and so are a struct and the tuple of its fields), so
-/// saving builds no hash map. They are encoded while the store is written; [`GraphStore::save_state`] puts the
-/// state's first fields (version, store name, generation: known only after the write) before them.
-fn encode_state_maps(keyed: &Keyed) -> std::io::Result<Vec<u8>> {
-    postcard::to_stdvec(&(
-        Pairs(&keyed.node_ids, &keyed.node_fps),
-        Pairs(&keyed.edge_ids, &keyed.edge_fps),
-    ))
-    .map_err(std::io::Error::other)
+/// The records of one kind (nodes or edges) as the last write left them: each record's id hash and content
+/// fingerprint, sorted by id hash, and the ids themselves (`table:key`) in one buffer, in the graph's order. A
+/// JDK-sized state (a quarter million records) is read without an allocation per record, a diff is a merge of two
+/// sorted columns, and an id is read only for a record to delete.
+#[derive(Debug, Default, PartialEq)]
+struct Saved {
+    hashes: Vec<u128>,
+    fps: Vec<u64>,
+    /// Where the record of each hash has its id (an index into `ends`).
+    slots: Vec<u32>,
+    /// Where each id ends in `ids`.
+    ends: Vec<u32>,
+    ids: Vec<u8>,
 }
 
-/// Ids and their fingerprints, serialized as a map.
-struct Pairs<'a>(&'a [String], &'a [u64]);
+impl Saved {
+    fn len(&self) -> usize {
+        self.hashes.len()
+    }
 
-impl Serialize for Pairs<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_map(self.0.iter().zip(self.1))
+    /// The id (`table:key`) of the record with the `j`-th hash.
+    fn id(&self, j: usize) -> Option<&str> {
+        let slot = *self.slots.get(j)? as usize;
+        let start = slot
+            .checked_sub(1)
+            .map_or(Some(0), |p| self.ends.get(p).map(|&e| e as usize))?;
+        let end = *self.ends.get(slot)? as usize;
+        std::str::from_utf8(self.ids.get(start..end)?).ok()
+    }
+
+    /// Reads a column as [`Column::encode_into`] wrote it; `None` when the bytes are cut short or inconsistent.
+    fn decode(bytes: &mut &[u8]) -> Option<Saved> {
+        fn take<'a>(bytes: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+            let (head, rest) = bytes.split_at_checked(n)?;
+            *bytes = rest;
+            Some(head)
+        }
+        fn words<'a, const N: usize>(
+            bytes: &mut &'a [u8],
+            n: usize,
+        ) -> Option<impl Iterator<Item = [u8; N]> + use<'a, N>> {
+            let raw = take(bytes, n.checked_mul(N)?)?;
+            Some(raw.chunks_exact(N).map(|c| {
+                let mut word = [0; N];
+                word.copy_from_slice(c);
+                word
+            }))
+        }
+        let count = |bytes: &mut &[u8]| {
+            usize::try_from(u64::from_le_bytes(words::<8>(bytes, 1)?.next()?)).ok()
+        };
+        let n = count(bytes)?;
+        let hashes: Vec<u128> = words(bytes, n)?.map(u128::from_le_bytes).collect();
+        let fps = words(bytes, n)?.map(u64::from_le_bytes).collect();
+        let slots = words(bytes, n)?.map(u32::from_le_bytes).collect();
+        let len = count(bytes)?;
+        let ids = take(bytes, len)?.to_vec();
+        let ends: Vec<u32> = words(bytes, n)?.map(u32::from_le_bytes).collect();
+        let sorted = hashes.windows(2).all(|w| w[0] < w[1]);
+        let ends_fit = ends.windows(2).all(|w| w[0] <= w[1])
+            && ends.last().map_or(0, |&e| e as usize) == ids.len();
+        (sorted && ends_fit).then_some(Saved {
+            hashes,
+            fps,
+            slots,
+            ends,
+            ids,
+        })
+    }
+}
+
+/// What an incremental write changes in one kind of record, from a merge of the new records' ids (sorted by
+/// hash) with the saved ones.
+#[derive(Debug, Default, PartialEq)]
+struct Diff {
+    /// New or changed records (indices into the graph's nodes or edges, ascending), and whether the store has
+    /// the record already (an update) or not (an insert).
+    changed: Vec<(usize, bool)>,
+    /// Saved records the graph no longer has (indices into [`Saved`]).
+    deleted: Vec<usize>,
+}
+
+impl Diff {
+    /// `None` when two new records share an id hash (never seen; the caller then rebuilds in full).
+    fn of(new: &Column, prev: &Saved) -> Option<Diff> {
+        if new.sorted.windows(2).any(|w| w[0].0 == w[1].0) {
+            return None;
+        }
+        let mut diff = Diff::default();
+        let (mut i, mut j) = (0, 0);
+        while i < new.sorted.len() || j < prev.len() {
+            match (new.sorted.get(i), prev.hashes.get(j)) {
+                (Some(&(hash, fp, k)), Some(&saved)) if hash == saved => {
+                    if fp != prev.fps[j] {
+                        diff.changed.push((k as usize, true));
+                    }
+                    i += 1;
+                    j += 1;
+                }
+                (Some(&(hash, _, k)), saved) if saved.is_none_or(|&h| hash < h) => {
+                    diff.changed.push((k as usize, false));
+                    i += 1;
+                }
+                _ => {
+                    diff.deleted.push(j);
+                    j += 1;
+                }
+            }
+        }
+        diff.changed.sort_unstable();
+        Some(diff)
     }
 }
 
 fn read_state(path: &Path) -> Option<StoreState> {
     let bytes = std::fs::read(path).ok()?;
-    postcard::from_bytes::<StoreState>(&bytes)
-        .ok()
-        .filter(|s| s.version == STATE_VERSION)
+    let ((version, db, generation), mut rest) =
+        postcard::take_from_bytes::<(u32, String, u64)>(&bytes).ok()?;
+    if version != STATE_VERSION {
+        return None;
+    }
+    let nodes = Saved::decode(&mut rest)?;
+    let edges = Saved::decode(&mut rest)?;
+    rest.is_empty().then_some(StoreState {
+        db,
+        generation,
+        nodes,
+        edges,
+    })
 }
 
 /// What a write did.
@@ -450,61 +551,110 @@ fn fingerprint<T: Serialize>(record: &T) -> u64 {
     })
 }
 
-/// Record ids (`table:key`) and content fingerprints of a graph's nodes and edges, index-aligned with
-/// `graph.nodes` / `graph.edges`, computed once per write and in parallel.
+/// XXH3-128 of a record id, `table:key` (two ids share one with probability 2^-128).
+fn id_hash(table: &str, key: &str) -> u128 {
+    thread_local! {
+        static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    BUF.with(|buf| {
+        let mut id = buf.take();
+        id.clear();
+        id.extend_from_slice(table.as_bytes());
+        id.push(b':');
+        id.extend_from_slice(key.as_bytes());
+        let hash = xxhash_rust::xxh3::xxh3_128(&id);
+        buf.replace(id);
+        hash
+    })
+}
+
+/// Record ids and content fingerprints of one kind of record (a graph's nodes or its edges), index-aligned with
+/// `graph.nodes` / `graph.edges`, computed once per write and in parallel. Ids are kept as (table, key), not as
+/// strings: a quarter million allocations fewer per write.
+struct Column {
+    tables: Vec<&'static str>,
+    keys: Vec<compact_str::CompactString>,
+    /// (id hash, fingerprint, record index) of each record, sorted by id hash: the order of a [`Saved`] column.
+    sorted: Vec<(u128, u64, u32)>,
+}
+
+impl Column {
+    fn of<T: Serialize + Sync>(
+        records: &[T],
+        id: impl Fn(&T) -> (&'static str, compact_str::CompactString) + Sync,
+    ) -> Column {
+        use rayon::prelude::*;
+        let ((tables, keys), mut sorted): ((Vec<_>, Vec<_>), Vec<_>) = records
+            .par_iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let (table, key) = id(r);
+                let hash = id_hash(table, &key);
+                ((table, key), (hash, fingerprint(r), i as u32))
+            })
+            .unzip();
+        sorted.par_sort_unstable_by_key(|&(hash, _, _)| hash);
+        Column {
+            tables,
+            keys,
+            sorted,
+        }
+    }
+
+    /// Appends the column as [`Saved::decode`] reads it (all integers little-endian): the record count; in hash
+    /// order the hashes, the fingerprints and each record's index; then the ids' length and bytes and the end of
+    /// each id, in the graph's order. Every part is read and written in sequence.
+    fn encode_into(&self, out: &mut Vec<u8>) -> std::io::Result<()> {
+        let n = self.sorted.len();
+        let id_bytes: usize = (self.tables.iter().map(|t| t.len() + 1))
+            .chain(self.keys.iter().map(|k| k.len()))
+            .sum();
+        out.reserve(8 + n * (16 + 8 + 4 + 4) + 8 + id_bytes);
+        out.extend_from_slice(&(n as u64).to_le_bytes());
+        out.extend(self.sorted.iter().flat_map(|s| s.0.to_le_bytes()));
+        out.extend(self.sorted.iter().flat_map(|s| s.1.to_le_bytes()));
+        out.extend(self.sorted.iter().flat_map(|s| s.2.to_le_bytes()));
+        out.extend_from_slice(&(id_bytes as u64).to_le_bytes());
+        let mut ends: Vec<u32> = Vec::with_capacity(n);
+        let start = out.len();
+        for (table, key) in self.tables.iter().zip(&self.keys) {
+            out.extend_from_slice(table.as_bytes());
+            out.push(b':');
+            out.extend_from_slice(key.as_bytes());
+            ends.push(u32::try_from(out.len() - start).map_err(std::io::Error::other)?);
+        }
+        out.extend(ends.iter().flat_map(|e| e.to_le_bytes()));
+        Ok(())
+    }
+}
+
+/// The [`Column`]s of a graph's nodes and edges.
 struct Keyed {
-    node_ids: Vec<String>,
-    node_fps: Vec<u64>,
-    edge_ids: Vec<String>,
-    edge_fps: Vec<u64>,
+    nodes: Column,
+    edges: Column,
 }
 
 impl Keyed {
     fn of(graph: &CodeGraph) -> Keyed {
-        use rayon::prelude::*;
-        let (node_ids, node_fps) = graph
-            .nodes
-            .par_iter()
-            .map(|n| (table_key(n.id.ty.as_str(), &n.id.key), fingerprint(n)))
-            .unzip();
-        let (edge_ids, edge_fps) = graph
-            .edges
-            .par_iter()
-            .map(|e| (table_key(e.kind.as_str(), &e.key()), fingerprint(e)))
-            .unzip();
-        Keyed {
-            node_ids,
-            node_fps,
-            edge_ids,
-            edge_fps,
-        }
+        let (nodes, edges) = rayon::join(
+            || Column::of(&graph.nodes, |n| (n.id.ty.as_str(), n.id.key.clone())),
+            || Column::of(&graph.edges, |e| (e.kind.as_str(), e.compact_key())),
+        );
+        Keyed { nodes, edges }
     }
 
     /// The record key of edge `i` (its id without the table).
     fn edge_key(&self, i: usize) -> &str {
-        let id = &self.edge_ids[i];
-        id.split_once(':').map_or(id.as_str(), |(_, key)| key)
+        &self.edges.keys[i]
     }
 
-    /// Nodes and edges whose fingerprint differs from `prev` (changed or new).
-    fn changed(&self, prev: &StoreState) -> (Vec<usize>, Vec<usize>) {
-        let nodes = (0..self.node_ids.len())
-            .filter(|&i| prev.nodes.get(&self.node_ids[i]) != Some(&self.node_fps[i]))
-            .collect();
-        let edges = (0..self.edge_ids.len())
-            .filter(|&i| prev.edges.get(&self.edge_ids[i]) != Some(&self.edge_fps[i]))
-            .collect();
-        (nodes, edges)
+    /// The state's columns as saved after the write ([`read_state`]).
+    fn encode(&self) -> std::io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.nodes.encode_into(&mut out)?;
+        self.edges.encode_into(&mut out)?;
+        Ok(out)
     }
-}
-
-/// `table:key`, built without the formatting machinery (a quarter million times per write).
-fn table_key(table: &str, key: &str) -> String {
-    let mut id = String::with_capacity(table.len() + 1 + key.len());
-    id.push_str(table);
-    id.push(':');
-    id.push_str(key);
-    id
 }
 
 fn parse_record_id(id: &str) -> Option<RecordId> {
@@ -801,7 +951,7 @@ impl GraphStore {
     }
 
     /// Saves the state of the write that just ended: the fields of [`StoreState`] that precede its maps, then
-    /// the maps that `maps` encodes ([`encode_state_maps`]). Nothing without a state file (memory, server).
+    /// the columns that `maps` encodes ([`Keyed::encode`]). Nothing without a state file (memory, server).
     async fn save_state(
         &self,
         db: &str,
@@ -813,10 +963,9 @@ impl GraphStore {
         };
         let saved = async {
             let maps = maps.await.map_err(std::io::Error::other)??;
-            let mut bytes = postcard::to_stdvec(&(STATE_VERSION, db, generation))
+            let head = postcard::to_stdvec(&(STATE_VERSION, db, generation))
                 .map_err(std::io::Error::other)?;
-            bytes.extend_from_slice(&maps);
-            write_atomic(path, &bytes)
+            write_atomic_parts(path, &[&head, &maps])
         };
         saved.await.map_err(|cause| GraphError::Io {
             path: path.clone(),
@@ -869,7 +1018,7 @@ impl GraphStore {
         // core that the write leaves idle; only where there is a state file.
         let state_maps = self.state_path.is_some().then(|| {
             let keyed = Arc::clone(&keyed);
-            tokio::task::spawn_blocking(move || encode_state_maps(&keyed))
+            tokio::task::spawn_blocking(move || keyed.encode())
         });
         let previous = match (self.current.clone(), full) {
             (Some(db), false) => {
@@ -888,27 +1037,29 @@ impl GraphStore {
         let info = serde_json::json!({ "root": root, "resolve": graph.stats });
         let report = match previous {
             Some(prev) => {
-                let (changed_nodes, changed_edges) = keyed.changed(&prev);
+                let diffs =
+                    Diff::of(&keyed.nodes, &prev.nodes).zip(Diff::of(&keyed.edges, &prev.edges));
                 let total = graph.nodes.len() + graph.edges.len();
-                let new = changed_nodes
-                    .iter()
-                    .filter(|&&i| !prev.nodes.contains_key(&keyed.node_ids[i]))
-                    .count()
-                    + changed_edges
-                        .iter()
-                        .filter(|&&i| !prev.edges.contains_key(&keyed.edge_ids[i]))
-                        .count();
-                let deleted = (prev.nodes.len() + prev.edges.len()).saturating_sub(total - new);
-                let changed = changed_nodes.len() + changed_edges.len();
+                let changed = diffs
+                    .as_ref()
+                    .map_or(total, |(n, e)| n.changed.len() + e.changed.len());
+                let deleted = diffs
+                    .as_ref()
+                    .map_or(0, |(n, e)| n.deleted.len() + e.deleted.len());
                 // A big change is cheaper as a fresh build than as one huge transaction, and a transaction must
                 // fit in the engine's memtable and in one write-ahead-log record.
-                if changed * 2 > total.max(1) || changed + deleted > self.max_incremental {
-                    self.write_full(&mut graph, &keyed, prev.generation + 1, &info, sink)
-                        .await?
-                } else {
-                    let changed = (changed_nodes.as_slice(), changed_edges.as_slice());
-                    self.write_incremental(&graph, &keyed, changed, &prev, &info, sink)
-                        .await?
+                match diffs {
+                    Some(diffs)
+                        if changed * 2 <= total.max(1)
+                            && changed + deleted <= self.max_incremental =>
+                    {
+                        self.write_incremental(&graph, &keyed, &diffs, &prev, &info, sink)
+                            .await?
+                    }
+                    _ => {
+                        self.write_full(&mut graph, &keyed, prev.generation + 1, &info, sink)
+                            .await?
+                    }
                 }
             }
             None => {
@@ -1304,33 +1455,26 @@ impl GraphStore {
         Ok(())
     }
 
-    /// Applies the `changed` (new or different) nodes and edges, and deletes the records `graph` no longer has,
-    /// in one transaction.
+    /// Applies the changed (new or different) nodes and edges of `diffs`, and deletes the records `graph` no longer
+    /// has, in one transaction.
     async fn write_incremental(
         &mut self,
         graph: &CodeGraph,
         keyed: &Keyed,
-        (changed_nodes, changed_edges): (&[usize], &[usize]),
+        (nodes, edges): &(Diff, Diff),
         prev: &StoreState,
         info: &serde_json::Value,
         sink: &dyn Sink,
     ) -> Result<WriteReport, GraphError> {
-        let new_nodes: HashSet<&str> = keyed.node_ids.iter().map(String::as_str).collect();
-        let new_edges: HashSet<&str> = keyed.edge_ids.iter().map(String::as_str).collect();
-        let del_nodes: Vec<Value> = prev
-            .nodes
-            .keys()
-            .filter(|id| !new_nodes.contains(id.as_str()))
-            .filter_map(|id| parse_record_id(id))
-            .map(Value::RecordId)
-            .collect();
-        let del_edges: Vec<Value> = prev
-            .edges
-            .keys()
-            .filter(|id| !new_edges.contains(id.as_str()))
-            .filter_map(|id| parse_record_id(id))
-            .map(Value::RecordId)
-            .collect();
+        let ids = |saved: &Saved, deleted: &[usize]| -> Vec<Value> {
+            deleted
+                .iter()
+                .filter_map(|&j| parse_record_id(saved.id(j)?))
+                .map(Value::RecordId)
+                .collect()
+        };
+        let del_nodes = ids(&prev.nodes, &nodes.deleted);
+        let del_edges = ids(&prev.edges, &edges.deleted);
         let mut sql = String::from("BEGIN TRANSACTION;\nDELETE $del_edges;\nDELETE $del_nodes;\n");
         let mut query_params: Vec<(String, Value)> = Vec::new();
         let (mut inserted, mut updated) = (0u64, 0u64);
@@ -1343,11 +1487,11 @@ impl GraphStore {
         };
         for ty in NodeType::ALL {
             let (mut fresh, mut known) = (Vec::new(), Vec::new());
-            for &i in changed_nodes
+            for &(i, exists) in nodes
+                .changed
                 .iter()
-                .filter(|&&i| graph.nodes[i].id.ty == ty)
+                .filter(|(i, _)| graph.nodes[*i].id.ty == ty)
             {
-                let exists = prev.nodes.contains_key(&keyed.node_ids[i]);
                 count(exists);
                 if exists { &mut known } else { &mut fresh }.push(node_value(&graph.nodes[i]));
             }
@@ -1362,11 +1506,11 @@ impl GraphStore {
         }
         for kind in EdgeKind::ALL {
             let (mut fresh, mut known) = (Vec::new(), Vec::new());
-            for &i in changed_edges
+            for &(i, exists) in edges
+                .changed
                 .iter()
-                .filter(|&&i| graph.edges[i].kind == kind)
+                .filter(|(i, _)| graph.edges[*i].kind == kind)
             {
-                let exists = prev.edges.contains_key(&keyed.edge_ids[i]);
                 count(exists);
                 if exists { &mut known } else { &mut fresh }
                     .push(edge_value(&graph.edges[i], keyed.edge_key(i)));

@@ -565,3 +565,149 @@ fn bulk_writes_the_keys_and_values_of_surrealql_inserts() {
         }
     });
 }
+
+/// The state file's bytes for `graph`, as a write saves them ([`GraphStore::save_state`]).
+fn state_bytes(graph: &CodeGraph, db: &str, generation: u64) -> Vec<u8> {
+    let mut bytes = postcard::to_stdvec(&(STATE_VERSION, db, generation)).unwrap();
+    bytes.extend(Keyed::of(graph).encode().unwrap());
+    bytes
+}
+
+fn two_versions() -> (CodeGraph, CodeGraph) {
+    let before = graph_of(&[
+        (
+            "a.py",
+            "def f():\n    return g()\n\ndef g():\n    return 1\n\ndef gone():\n    pass\n",
+        ),
+        ("b.py", "def h():\n    return 2\n"),
+    ]);
+    // g moves down a line and calls a new k; gone is deleted; b.py is unchanged.
+    let after = graph_of(&[
+        (
+            "a.py",
+            "def f():\n    return g()\n\n\ndef g():\n    return k()\n\ndef k():\n    return 1\n",
+        ),
+        ("b.py", "def h():\n    return 2\n"),
+    ]);
+    (before, after)
+}
+
+#[test]
+fn the_saved_state_reads_back_as_written_and_a_damaged_one_is_refused() {
+    let (graph, _) = two_versions();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("graph.state");
+    let bytes = state_bytes(&graph, "g7", 7);
+    std::fs::write(&path, &bytes).unwrap();
+    let state = read_state(&path).expect("a state as written reads back");
+    assert_eq!((state.db.as_str(), state.generation), ("g7", 7));
+    // Every record is there once, under its id, with the fingerprint of its content.
+    let mut want: Vec<(String, u64)> = graph
+        .nodes
+        .iter()
+        .map(|n| (format!("{}:{}", n.id.ty.as_str(), n.id.key), fingerprint(n)))
+        .collect();
+    let mut got: Vec<(String, u64)> = (0..state.nodes.len())
+        .map(|j| (state.nodes.id(j).unwrap().to_string(), state.nodes.fps[j]))
+        .collect();
+    want.sort();
+    got.sort();
+    assert_eq!(got, want);
+    assert_eq!(state.edges.len(), graph.edges.len());
+    for j in 0..state.edges.len() {
+        let (table, key) = state.edges.id(j).unwrap().split_once(':').unwrap();
+        assert_eq!(state.edges.hashes[j], id_hash(table, key));
+    }
+
+    let refused = |bytes: &[u8], what: &str| {
+        std::fs::write(&path, bytes).unwrap();
+        assert!(read_state(&path).is_none(), "{what} was accepted");
+    };
+    refused(&bytes[..bytes.len() - 1], "a state cut short");
+    refused(&[&bytes[..], &[0]].concat(), "a state with a trailing byte");
+    let mut other = postcard::to_stdvec(&(STATE_VERSION - 1, "g7", 7u64)).unwrap();
+    other.extend(Keyed::of(&graph).encode().unwrap());
+    refused(&other, "a state of another version");
+    // The first two hashes swapped: the column is no longer sorted.
+    let head = postcard::to_stdvec(&(STATE_VERSION, "g7", 7u64))
+        .unwrap()
+        .len()
+        + 8;
+    let mut swapped = bytes.clone();
+    let (a, b) = swapped[head..head + 32].split_at_mut(16);
+    a.swap_with_slice(b);
+    refused(&swapped, "an unsorted column");
+    refused(&[], "an empty file");
+}
+
+#[test]
+fn a_diff_against_the_saved_state_finds_what_a_comparison_of_the_records_finds() {
+    let (before, after) = two_versions();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("graph.state");
+    std::fs::write(&path, state_bytes(&before, "g1", 1)).unwrap();
+    let saved = read_state(&path).unwrap();
+    let keyed = Keyed::of(&after);
+    let nodes = Diff::of(&keyed.nodes, &saved.nodes).unwrap();
+    let edges = Diff::of(&keyed.edges, &saved.edges).unwrap();
+
+    // The same, by comparing records by id.
+    fn expected<T: PartialEq>(
+        old: &[T],
+        new: &[T],
+        id: impl Fn(&T) -> String,
+    ) -> (Vec<(usize, bool)>, Vec<String>) {
+        let old: BTreeMap<String, &T> = old.iter().map(|r| (id(r), r)).collect();
+        let ids: std::collections::BTreeSet<String> = new.iter().map(&id).collect();
+        let changed = new
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| match old.get(&id(r)) {
+                Some(prev) if *prev == r => None,
+                prev => Some((i, prev.is_some())),
+            })
+            .collect();
+        let deleted = old.keys().filter(|k| !ids.contains(*k)).cloned().collect();
+        (changed, deleted)
+    }
+    let deleted = |diff: &Diff, saved: &Saved| -> Vec<String> {
+        let mut ids: Vec<String> = diff
+            .deleted
+            .iter()
+            .map(|&j| saved.id(j).unwrap().to_string())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let node_id = |n: &Node| format!("{}:{}", n.id.ty.as_str(), n.id.key);
+    let edge_id = |e: &Edge| format!("{}:{}", e.kind.as_str(), e.key());
+    let (want_nodes, want_deleted_nodes) = expected(&before.nodes, &after.nodes, node_id);
+    let (want_edges, want_deleted_edges) = expected(&before.edges, &after.edges, edge_id);
+    assert_eq!(nodes.changed, want_nodes);
+    assert_eq!(deleted(&nodes, &saved.nodes), want_deleted_nodes);
+    assert_eq!(edges.changed, want_edges);
+    assert_eq!(deleted(&edges, &saved.edges), want_deleted_edges);
+    // The case is not trivial: something new, something changed, something gone, and something kept.
+    let name = |i: usize| after.nodes[i].name.as_str();
+    assert!(
+        nodes
+            .changed
+            .iter()
+            .any(|&(i, known)| name(i) == "k" && !known)
+    );
+    assert!(
+        nodes
+            .changed
+            .iter()
+            .any(|&(i, known)| name(i) == "g" && known)
+    );
+    assert!(!nodes.changed.iter().any(|&(i, _)| name(i) == "h"));
+    assert_eq!(nodes.deleted.len(), 1);
+    assert!(!edges.changed.is_empty() && !edges.deleted.is_empty());
+
+    // Against itself, nothing changes.
+    std::fs::write(&path, state_bytes(&after, "g2", 2)).unwrap();
+    let same = read_state(&path).unwrap();
+    assert_eq!(Diff::of(&keyed.nodes, &same.nodes), Some(Diff::default()));
+    assert_eq!(Diff::of(&keyed.edges, &same.edges), Some(Diff::default()));
+}
