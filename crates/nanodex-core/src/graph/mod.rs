@@ -192,14 +192,20 @@ impl Saved {
         let n = count(bytes)?;
         let hashes: Vec<u128> = words(bytes, n)?.map(u128::from_le_bytes).collect();
         let fps = words(bytes, n)?.map(u64::from_le_bytes).collect();
-        let slots = words(bytes, n)?.map(u32::from_le_bytes).collect();
+        let slots: Vec<u32> = words(bytes, n)?.map(u32::from_le_bytes).collect();
         let len = count(bytes)?;
         let ids = take(bytes, len)?.to_vec();
         let ends: Vec<u32> = words(bytes, n)?.map(u32::from_le_bytes).collect();
         let sorted = hashes.windows(2).all(|w| w[0] < w[1]);
+        // Each record's id once: a slot out of range or taken twice would leave a record undeleted.
+        let mut seen = vec![false; n];
+        let slots_fit = slots.iter().all(|&s: &u32| {
+            seen.get_mut(s as usize)
+                .is_some_and(|x| !std::mem::replace(x, true))
+        });
         let ends_fit = ends.windows(2).all(|w| w[0] <= w[1])
             && ends.last().map_or(0, |&e| e as usize) == ids.len();
-        (sorted && ends_fit).then_some(Saved {
+        (sorted && slots_fit && ends_fit).then_some(Saved {
             hashes,
             fps,
             slots,

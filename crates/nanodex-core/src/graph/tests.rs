@@ -637,6 +637,13 @@ fn the_saved_state_reads_back_as_written_and_a_damaged_one_is_refused() {
     let (a, b) = swapped[head..head + 32].split_at_mut(16);
     a.swap_with_slice(b);
     refused(&swapped, "an unsorted column");
+    // The first record's slot points at the second's id too.
+    let n = graph.nodes.len();
+    let mut twice = bytes.clone();
+    let slots = head + n * (16 + 8);
+    let second: [u8; 4] = twice[slots + 4..slots + 8].try_into().unwrap();
+    twice[slots..slots + 4].copy_from_slice(&second);
+    refused(&twice, "a column whose ids are not each named once");
     refused(&[], "an empty file");
 }
 
