@@ -130,7 +130,7 @@ pub struct GraphStore {
 }
 
 /// Fingerprints of the records last written, for incremental diffs.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct StoreState {
     db: String,
     generation: u64,
@@ -142,7 +142,7 @@ struct StoreState {
 /// fingerprint, sorted by id hash, and the ids themselves (`table:key`) in one buffer, in the graph's order. A
 /// JDK-sized state (a quarter million records) is read without an allocation per record, a diff is a merge of two
 /// sorted columns, and an id is read only for a record to delete.
-#[derive(Debug, Default, PartialEq)]
+#[derive(Debug)]
 struct Saved {
     hashes: Vec<u128>,
     fps: Vec<u64>,
@@ -541,42 +541,46 @@ fn edge_value(edge: &Edge, key: &str) -> Value {
     Value::Object(obj)
 }
 
-fn fingerprint<T: Serialize>(record: &T) -> u64 {
-    // A change detector, not a security boundary: XXH3 over the record's postcard bytes, serialized into a
-    // buffer each thread reuses. A changed record keeps its old fingerprint with probability 2^-64.
+/// `f` on a byte buffer of this thread's, emptied first: the hashes below build their input there, a quarter million
+/// times per write, instead of allocating it.
+fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
     thread_local! {
         static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
     BUF.with(|buf| {
         let mut bytes = buf.take();
         bytes.clear();
-        let bytes = postcard::to_extend(record, bytes).unwrap_or_default();
-        let hash = xxhash_rust::xxh3::xxh3_64(&bytes);
+        let out = f(&mut bytes);
         buf.replace(bytes);
+        out
+    })
+}
+
+fn fingerprint<T: Serialize>(record: &T) -> u64 {
+    // A change detector, not a security boundary: XXH3 over the record's postcard bytes. A changed record keeps its
+    // old fingerprint with probability 2^-64.
+    with_scratch(|buf| {
+        let bytes = postcard::to_extend(record, std::mem::take(buf)).unwrap_or_default();
+        let hash = xxhash_rust::xxh3::xxh3_64(&bytes);
+        *buf = bytes;
         hash
     })
 }
 
 /// XXH3-128 of a record id, `table:key` (two ids share one with probability 2^-128).
 fn id_hash(table: &str, key: &str) -> u128 {
-    thread_local! {
-        static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-    }
-    BUF.with(|buf| {
-        let mut id = buf.take();
-        id.clear();
+    with_scratch(|id| {
         id.extend_from_slice(table.as_bytes());
         id.push(b':');
         id.extend_from_slice(key.as_bytes());
-        let hash = xxhash_rust::xxh3::xxh3_128(&id);
-        buf.replace(id);
-        hash
+        xxhash_rust::xxh3::xxh3_128(id)
     })
 }
 
 /// Record ids and content fingerprints of one kind of record (a graph's nodes or its edges), index-aligned with
 /// `graph.nodes` / `graph.edges`, computed once per write and in parallel. Ids are kept as (table, key), not as
-/// strings: a quarter million allocations fewer per write.
+/// strings (a quarter million allocations fewer per write), and not left to the graph, which a full build frees
+/// before the state is encoded.
 struct Column {
     tables: Vec<&'static str>,
     keys: Vec<compact_str::CompactString>,
@@ -956,22 +960,22 @@ impl GraphStore {
         }
     }
 
-    /// Saves the state of the write that just ended: the fields of [`StoreState`] that precede its maps, then
-    /// the columns that `maps` encodes ([`Keyed::encode`]). Nothing without a state file (memory, server).
+    /// Saves the state of the write that just ended: the fields of [`StoreState`] that precede its columns, then
+    /// the columns that `columns` encodes ([`Keyed::encode`]). Nothing without a state file (memory, server).
     async fn save_state(
         &self,
         db: &str,
         generation: u64,
-        maps: Option<tokio::task::JoinHandle<std::io::Result<Vec<u8>>>>,
+        columns: Option<tokio::task::JoinHandle<std::io::Result<Vec<u8>>>>,
     ) -> Result<(), GraphError> {
-        let (Some(path), Some(maps)) = (&self.state_path, maps) else {
+        let (Some(path), Some(columns)) = (&self.state_path, columns) else {
             return Ok(());
         };
         let saved = async {
-            let maps = maps.await.map_err(std::io::Error::other)??;
+            let columns = columns.await.map_err(std::io::Error::other)??;
             let head = postcard::to_stdvec(&(STATE_VERSION, db, generation))
                 .map_err(std::io::Error::other)?;
-            write_atomic_parts(path, &[&head, &maps])
+            write_atomic_parts(path, &[&head, &columns])
         };
         saved.await.map_err(|cause| GraphError::Io {
             path: path.clone(),
@@ -1022,7 +1026,7 @@ impl GraphStore {
         lap(&mut timings, "fingerprint");
         // The state saved after the write is encoded meanwhile (tens of megabytes for a JDK-sized graph), on the
         // core that the write leaves idle; only where there is a state file.
-        let state_maps = self.state_path.is_some().then(|| {
+        let state_columns = self.state_path.is_some().then(|| {
             let keyed = Arc::clone(&keyed);
             tokio::task::spawn_blocking(move || keyed.encode())
         });
@@ -1082,7 +1086,7 @@ impl GraphStore {
         let generation = self.generation().await?;
         lap(&mut timings, "db");
         let db = self.current.clone().unwrap_or_default();
-        self.save_state(&db, generation, state_maps).await?;
+        self.save_state(&db, generation, state_columns).await?;
         lap(&mut timings, "state_save");
         Ok(WriteReport {
             timings_ms: timings,
