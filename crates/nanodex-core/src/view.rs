@@ -439,7 +439,11 @@ pub fn node_view(index: &GraphIndex, brain: &[BrainNode], id: &str) -> Option<No
         callers: vec![],
         callees: vec![],
         relations: vec![],
-        meta: node.meta.clone(),
+        meta: node
+            .meta
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
     };
     let mut groups: BTreeMap<(&'static str, &'static str), Vec<Link>> = BTreeMap::new();
     for edge in &index.graph.edges {

@@ -3,6 +3,7 @@
 //! `FileFacts` is the pure output of `parse::parse_file` and is cached by content hash, so an
 //! incremental run re-parses only changed files and still resolves the whole repository again.
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 use super::lang::Lang;
@@ -91,9 +92,9 @@ pub struct Def {
     /// What it is.
     pub kind: DefKind,
     /// Simple name.
-    pub name: String,
+    pub name: CompactString,
     /// Explicit qualifier written in the name (`Foo` in C++ `void Foo::bar()`), split into segments.
-    pub qualifier: Vec<String>,
+    pub qualifier: Vec<CompactString>,
     /// Enclosing definition (index into `FileFacts::defs`).
     pub parent: Option<u32>,
     /// First line, 1-based.
@@ -105,11 +106,11 @@ pub struct Def {
     /// First paragraph of the docstring or leading comment.
     pub doc: Option<String>,
     /// Decorators / annotations, as written (without `@`).
-    pub decorators: Vec<String>,
+    pub decorators: Vec<CompactString>,
     /// `public`, `private`, `protected` or `package`, when the language says.
-    pub visibility: Option<String>,
+    pub visibility: Option<CompactString>,
     /// Whether the definition carries `static` / `@staticmethod` / `abstract` etc.
-    pub modifiers: Vec<String>,
+    pub modifiers: Vec<CompactString>,
 }
 
 /// Kind of a reference.
@@ -134,9 +135,9 @@ pub struct Ref {
     /// What kind of use.
     pub kind: RefKind,
     /// The referenced simple name (`loads` in `json.loads()`).
-    pub name: String,
+    pub name: CompactString,
     /// Receiver / qualifier text before the name (`json` in `json.loads()`), if any.
-    pub receiver: Option<String>,
+    pub receiver: Option<CompactString>,
     /// Innermost enclosing definition (index into `FileFacts::defs`); `None` at module level.
     pub scope: Option<u32>,
     /// Line of the use, 1-based.
@@ -169,7 +170,7 @@ pub struct ConfigRead {
     /// Environment variable or property.
     pub kind: ConfigKind,
     /// The key as written, without quotes (`HOME`, `java.io.tmpdir`).
-    pub key: String,
+    pub key: CompactString,
     /// Innermost enclosing definition (index into `FileFacts::defs`); `None` at module level.
     pub scope: Option<u32>,
     /// Line of the read, 1-based.
@@ -180,11 +181,11 @@ pub struct ConfigRead {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Import {
     /// Module path as written: dotted (`a.b`), a file path (`"foo.h"`, `./x`), or a package (`<vector>`).
-    pub module: String,
+    pub module: CompactString,
     /// Imported member (`loads` in `from json import loads`); `None` imports the module itself.
-    pub member: Option<String>,
+    pub member: Option<CompactString>,
     /// Local alias the import binds (`np` in `import numpy as np`); `None` binds the natural name.
-    pub alias: Option<String>,
+    pub alias: Option<CompactString>,
     /// Python relative level (number of leading dots).
     pub level: u32,
     /// `from x import *`, `import a.b.*;`.
@@ -199,9 +200,9 @@ pub struct Import {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Local {
     /// Variable name (for `self.x = Foo()` this is `x`, with `member` set).
-    pub name: String,
+    pub name: CompactString,
     /// Type name as written (`Foo`, `pkg.Foo`, `ns::Foo`).
-    pub type_name: String,
+    pub type_name: CompactString,
     /// Scope that declares it (index into `FileFacts::defs`); `None` at module level.
     pub scope: Option<u32>,
     /// An attribute of the enclosing class (`self.x`, a Java field) rather than a plain local.

@@ -6,11 +6,12 @@
 
 use std::cell::RefCell;
 
+use compact_str::CompactString;
 use streaming_iterator::StreamingIterator;
 use tree_sitter::{Node, Parser, QueryCursor, QueryMatch, Tree};
 
 use super::facts::{ConfigKind, ConfigRead, Def, DefKind, FileFacts, Local, Ref, RefKind};
-use super::lang::{Lang, LangSpec, text};
+use super::lang::{Lang, LangSpec, QualifiedName, text};
 
 /// Longest signature kept, in characters.
 const MAX_SIGNATURE: usize = 300;
@@ -91,17 +92,17 @@ fn count_lines(src: &str) -> u32 {
 struct RawDef<'t> {
     node: Node<'t>,
     kind: DefKind,
-    name: String,
-    qualifier: Vec<String>,
+    name: CompactString,
+    qualifier: Vec<CompactString>,
 }
 
 /// What the query matches of one file collect, before nesting and scoping.
 #[derive(Default)]
 struct RawFacts<'t> {
     defs: Vec<RawDef<'t>>,
-    refs: Vec<(RefKind, Node<'t>, String, Option<String>)>,
-    locals: Vec<(Node<'t>, String, String, bool)>,
-    config: Vec<(ConfigKind, Node<'t>, String)>,
+    refs: Vec<(RefKind, Node<'t>, CompactString, Option<CompactString>)>,
+    locals: Vec<(Node<'t>, CompactString, CompactString, bool)>,
+    config: Vec<(ConfigKind, Node<'t>, CompactString)>,
 }
 
 /// The facts of a parsed file. With `at_roots` (and a query whose pattern roots are known), the query runs only at
@@ -380,8 +381,10 @@ fn collect_match<'t>(
             return;
         }
         let receiver = match receiver {
-            Some(r) => Some(collapse(text(r, src), 120)),
-            None if !qualifier.is_empty() => Some(qualifier.join(spec.scope_sep)),
+            Some(r) => Some(collapse_compact(text(r, src), 120)),
+            None if !qualifier.is_empty() => {
+                Some(CompactString::from(qualifier.join(spec.scope_sep)))
+            }
             None => None,
         };
         raw.refs.push((kind, name_node, name, receiver));
@@ -392,7 +395,7 @@ fn collect_match<'t>(
             _ => return,
         };
         if let Some(key) = config_key.and_then(|k| literal_key(text(k, src))) {
-            raw.config.push((kind, node, key));
+            raw.config.push((kind, node, key.into()));
         }
     } else if main_name == "import" {
         (spec.imports)(node, src, &mut facts.imports);
@@ -403,8 +406,8 @@ fn collect_match<'t>(
     {
         raw.locals.push((
             n,
-            text(n, src).to_string(),
-            text(t, src).to_string(),
+            CompactString::new(text(n, src)),
+            CompactString::new(text(t, src)),
             main_name == "local.member",
         ));
     }
@@ -438,15 +441,15 @@ fn literal_key(raw: &str) -> Option<String> {
 }
 
 /// Splits `a.b.C` / `ns::C` into `C` and `[a, b]`; C++ template arguments are dropped.
-fn split_qualified(raw: &str, sep: &str) -> Option<(String, Vec<String>)> {
+fn split_qualified(raw: &str, sep: &str) -> Option<QualifiedName> {
     let raw = raw.split('<').next().unwrap_or(raw).trim();
     // Most names are plain identifiers: no parts to split, nothing to collect.
     if !raw.contains(sep) {
-        return (!raw.is_empty()).then(|| (raw.to_string(), Vec::new()));
+        return (!raw.is_empty()).then(|| (CompactString::new(raw), Vec::new()));
     }
-    let mut parts: Vec<String> = raw
+    let mut parts: Vec<CompactString> = raw
         .split(sep)
-        .map(|p| p.trim().to_string())
+        .map(|p| CompactString::new(p.trim()))
         .filter(|p| !p.is_empty())
         .collect();
     let name = parts.pop()?;
@@ -491,6 +494,15 @@ fn signature(node: Node<'_>, src: &str) -> String {
 }
 
 /// Collapses runs of whitespace and truncates to `max` characters on a char boundary.
+/// [`collapse`] as an inline string: text that is already collapsed (no whitespace, within `max`) is copied once.
+fn collapse_compact(s: &str, max: usize) -> CompactString {
+    if s.len() <= max && !s.bytes().any(|b| b.is_ascii_whitespace()) {
+        CompactString::new(s)
+    } else {
+        collapse(s, max).into()
+    }
+}
+
 pub(crate) fn collapse(s: &str, max: usize) -> String {
     let mut out = String::with_capacity(s.len().min(max + 4));
     for (n, word) in s.split_whitespace().enumerate() {
@@ -517,7 +529,11 @@ fn def_modifiers<'t>(
     node: Node<'t>,
     parent: Option<Node<'t>>,
     src: &str,
-) -> (Vec<String>, Option<String>, Vec<String>) {
+) -> (
+    Vec<CompactString>,
+    Option<CompactString>,
+    Vec<CompactString>,
+) {
     let mut decorators = Vec::new();
     let mut visibility = None;
     let mut modifiers = Vec::new();
@@ -530,14 +546,14 @@ fn def_modifiers<'t>(
                     .filter(|c| c.kind() == "decorator")
                 {
                     let t = text(dec, src).trim_start_matches('@');
-                    decorators.push(collapse(t, 120));
+                    decorators.push(collapse_compact(t, 120));
                 }
             }
             let name = node
                 .child_by_field_name("name")
                 .map(|n| text(n, src))
                 .unwrap_or("");
-            visibility = Some(String::from(
+            visibility = Some(CompactString::const_new(
                 if name.starts_with("__") && !name.ends_with("__") {
                     "private"
                 } else if name.starts_with('_') && !name.ends_with("__") {
@@ -571,10 +587,14 @@ fn def_modifiers<'t>(
                     let t = text(m, src);
                     match m.kind() {
                         "marker_annotation" | "annotation" => {
-                            decorators.push(collapse(t.trim_start_matches('@'), 120))
+                            decorators.push(collapse_compact(t.trim_start_matches('@'), 120))
                         }
-                        "public" | "private" | "protected" => visibility = Some(t.to_string()),
-                        _ if !t.trim().is_empty() && !m.is_named() => modifiers.push(t.to_string()),
+                        "public" | "private" | "protected" => {
+                            visibility = Some(CompactString::new(t))
+                        }
+                        _ if !t.trim().is_empty() && !m.is_named() => {
+                            modifiers.push(CompactString::new(t))
+                        }
                         _ => {}
                     }
                 }
@@ -588,7 +608,7 @@ fn def_modifiers<'t>(
             for child in node.children(&mut cursor) {
                 match child.kind() {
                     "storage_class_specifier" | "virtual" | "type_qualifier" => {
-                        modifiers.push(text(child, src).to_string())
+                        modifiers.push(CompactString::new(text(child, src)))
                     }
                     _ => {}
                 }
@@ -600,12 +620,15 @@ fn def_modifiers<'t>(
             for child in node.children(&mut cursor) {
                 match child.kind() {
                     "static" | "async" | "abstract" | "readonly" | "get" | "set" => {
-                        modifiers.push(text(child, src).to_string())
+                        modifiers.push(CompactString::new(text(child, src)))
                     }
-                    "accessibility_modifier" => visibility = Some(text(child, src).to_string()),
-                    "decorator" => {
-                        decorators.push(collapse(text(child, src).trim_start_matches('@'), 120))
+                    "accessibility_modifier" => {
+                        visibility = Some(CompactString::new(text(child, src)))
                     }
+                    "decorator" => decorators.push(collapse_compact(
+                        text(child, src).trim_start_matches('@'),
+                        120,
+                    )),
                     _ => {}
                 }
             }
@@ -624,7 +647,7 @@ fn def_modifiers<'t>(
 /// Access of a C++ member: the nearest `public:` / `private:` label above it in the class body, found in one pass
 /// over the body (stepping back by `Node::prev_sibling`, which finds the parent again from the root at every call,
 /// was quadratic in a large class).
-fn cpp_access<'t>(node: Node<'t>, parent: Option<Node<'t>>, src: &str) -> Option<String> {
+fn cpp_access<'t>(node: Node<'t>, parent: Option<Node<'t>>, src: &str) -> Option<CompactString> {
     let body = parent.filter(|p| p.kind() == "field_declaration_list")?;
     let mut cursor = body.walk();
     let label = body
@@ -633,17 +656,18 @@ fn cpp_access<'t>(node: Node<'t>, parent: Option<Node<'t>>, src: &str) -> Option
         .filter(|child| child.kind() == "access_specifier")
         .last();
     if let Some(label) = label {
-        return Some(text(label, src).trim_end_matches(':').trim().to_string());
+        return Some(CompactString::new(
+            text(label, src).trim_end_matches(':').trim(),
+        ));
     }
     let class_kind = body.parent().map(|c| c.kind());
-    Some(
+    Some(CompactString::const_new(
         if class_kind == Some("class_specifier") {
             "private"
         } else {
             "public"
-        }
-        .to_string(),
-    )
+        },
+    ))
 }
 
 /// First paragraph of a definition's docstring (Python) or the comment block right above it.

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use super::facts::{DefKind, Local, ParsedFile, Ref, RefKind};
 use super::lang::Lang;
 use super::manifest::Dependency;
-use super::model::{CodeGraph, Edge, EdgeKind, Node, NodeRef, NodeType, ResolveStats};
+use super::model::{CodeGraph, Edge, EdgeKind, Meta, Node, NodeRef, NodeType, ResolveStats};
 use super::{compact_key_of_pieces, free_in_background};
 
 /// Python builtin exception and base types: unresolved bases and raises of these become `builtins.<name>`.
@@ -169,7 +169,7 @@ struct Ctx<'a> {
     local_types: Vec<HashMap<(Option<u32>, &'a str), &'a str>>,
     /// Per file: locals by name, in file order (`member_type`).
     locals_by_name: Vec<HashMap<&'a str, Vec<&'a Local>>>,
-    bindings: Vec<HashMap<String, Target>>,
+    bindings: Vec<HashMap<CompactString, Target>>,
     wildcards: Vec<Vec<usize>>,
     java_packages: HashMap<String, Vec<usize>>,
     externals: HashMap<(String, &'static str), usize>,
@@ -342,27 +342,27 @@ fn prepare_defs(file: &ParsedFile, module_qname: &str) -> Vec<PreparedDef> {
         } else {
             NodeType::Function
         };
-        let mut m = BTreeMap::new();
-        m.insert("kind".to_string(), json!(def.kind.as_str()));
+        let mut m = Meta::with_capacity(5);
+        m.insert("kind", json!(def.kind.as_str()));
         if !def.decorators.is_empty() {
-            m.insert("decorators".into(), json!(def.decorators));
+            m.insert("decorators", json!(def.decorators));
         }
         if let Some(v) = &def.visibility {
-            m.insert("visibility".into(), json!(v));
+            m.insert("visibility", json!(v));
         }
         if !def.modifiers.is_empty() {
-            m.insert("modifiers".into(), json!(def.modifiers));
+            m.insert("modifiers", json!(def.modifiers));
         }
         let is_test = test_file
             || (ty == NodeType::Function
                 && (def.name.starts_with("test") || def.decorators.iter().any(|d| d == "Test")));
-        m.insert("is_test".into(), json!(is_test));
+        m.insert("is_test", json!(is_test));
         let node = Node {
             id: NodeRef {
                 ty,
                 key: CompactString::default(),
             },
-            name: def.name.clone(),
+            name: def.name.to_string(),
             qname: qname.clone(),
             path: file.path.clone(),
             lang: Some(lang),
@@ -381,11 +381,8 @@ fn prepare_defs(file: &ParsedFile, module_qname: &str) -> Vec<PreparedDef> {
     out
 }
 
-fn meta(pairs: &[(&str, Value)]) -> BTreeMap<String, Value> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.clone()))
-        .collect()
+fn meta(pairs: &[(&str, Value)]) -> Meta {
+    pairs.iter().map(|(k, v)| (k, v.clone())).collect()
 }
 
 /// Directories that hold an `__init__.py`.
@@ -429,7 +426,7 @@ impl<'a> Ctx<'a> {
         qname: &str,
         path: &str,
         lang: Option<Lang>,
-        meta: BTreeMap<String, Value>,
+        meta: Meta,
     ) -> usize {
         self.nodes.push(Node {
             id: NodeRef {
@@ -569,10 +566,10 @@ impl<'a> Ctx<'a> {
             ("hash", json!(file.hash)),
         ]);
         if facts.has_error {
-            m.insert("error_lines".into(), json!(facts.error_lines));
+            m.insert("error_lines", json!(facts.error_lines));
         }
         if file.invalid_utf8 {
-            m.insert("invalid_utf8".into(), json!(true));
+            m.insert("invalid_utf8", json!(true));
         }
         let idx = self.push_node(NodeType::Module, name, &qname, path, Some(file.lang), m);
         let node = &mut self.nodes[idx];
@@ -674,7 +671,7 @@ impl<'a> Ctx<'a> {
                 .collect();
             self.nodes[node]
                 .meta
-                .insert("config".into(), Value::Array(entries));
+                .insert("config", Value::Array(entries));
         }
     }
 
@@ -717,7 +714,7 @@ impl<'a> Ctx<'a> {
                     } else {
                         "method"
                     };
-                    self.nodes[idx].meta.insert("kind".into(), json!(kind));
+                    self.nodes[idx].meta.insert("kind", json!(kind));
                 }
             }
         }
@@ -758,7 +755,7 @@ impl<'a> Ctx<'a> {
                             }
                             let target = self.python_module_target(&abs);
                             let bound_name = imp.alias.clone().unwrap_or_else(|| {
-                                abs.split('.').next().unwrap_or(&abs).to_string()
+                                CompactString::new(abs.split('.').next().unwrap_or(&abs))
                             });
                             let bound = if imp.alias.is_some() {
                                 target.clone()
@@ -813,7 +810,7 @@ impl<'a> Ctx<'a> {
                         continue;
                     }
                     if imp.wildcard {
-                        match self.java_packages.get(&imp.module).cloned() {
+                        match self.java_packages.get(imp.module.as_str()).cloned() {
                             Some(mods) => {
                                 for g in mods {
                                     self.wildcards[f].push(g);
@@ -829,7 +826,7 @@ impl<'a> Ctx<'a> {
                     }
                     let member = imp.member.clone().unwrap_or_default();
                     let full = if imp.module.is_empty() {
-                        member.clone()
+                        member.to_string()
                     } else {
                         format!("{}.{member}", imp.module)
                     };
@@ -864,13 +861,13 @@ impl<'a> Ctx<'a> {
                                 self.bindings[f].insert(member, Target::Nodes(found));
                                 continue;
                             }
-                            let pkg = if member.starts_with(char::is_uppercase) {
-                                imp.module.clone()
+                            let pkg: &str = if member.starts_with(char::is_uppercase) {
+                                &imp.module
                             } else {
-                                full.clone()
+                                &full
                             };
                             let ext =
-                                self.external(if pkg.is_empty() { &full } else { &pkg }, "package");
+                                self.external(if pkg.is_empty() { &full } else { pkg }, "package");
                             self.stats.imports_external += 1;
                             self.edge(EdgeKind::Imports, module, ext, imp.line, 1.0);
                             let ty = self.external(&full, "type");
@@ -1481,7 +1478,7 @@ impl<'a> Ctx<'a> {
                             (Some(recv), _) => {
                                 format!("{recv}{}{}", file.lang.spec().scope_sep, r.name)
                             }
-                            (None, false) => r.name.clone(),
+                            (None, false) => r.name.to_string(),
                         };
                         self.stats.types_external += 1;
                         targets.push((self.external(&qname, "type"), 1.0));
@@ -1533,7 +1530,7 @@ impl<'a> Ctx<'a> {
             let ext = self.external(&dep.name, "package");
             self.nodes[ext]
                 .meta
-                .insert("ecosystem".into(), json!(dep.ecosystem));
+                .insert("ecosystem", json!(dep.ecosystem));
             self.edge(EdgeKind::DependsOn, from, ext, dep.line, 1.0);
         }
     }

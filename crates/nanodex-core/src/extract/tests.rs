@@ -205,6 +205,59 @@ fn stable_keys_differ_by_part_boundaries() {
         super::compact_key_of_pieces(&[&["calls"], &["function", ":", "ab"]]),
         stable_key(&["calls", "function:ab"])
     );
+    // The definition, independently: the first 16 hex digits of blake3 over the NUL-terminated parts (node and edge
+    // ids are these keys; they must not change between versions).
+    assert_eq!(
+        super::compact_key_of_pieces(&[&["calls"], &["function", ":", "ab"]]).as_str(),
+        &blake3::hash(b"calls\0function:ab\0").to_hex()[..16]
+    );
+    let long = "q".repeat(5000);
+    assert_eq!(
+        super::compact_key_of_pieces(&[&[&long], &[""]]).as_str(),
+        &blake3::hash(format!("{long}\0\0").as_bytes()).to_hex()[..16]
+    );
+}
+
+#[test]
+fn meta_is_serialized_as_the_sorted_map_it_replaced() {
+    use serde_json::{Value, json};
+    let pairs = [
+        ("kind", json!("method")),
+        ("is_test", json!(false)),
+        ("decorators", json!(["Override"])),
+        ("a", json!(1)),
+    ];
+    let meta: Meta = pairs.iter().cloned().collect();
+    let map: BTreeMap<String, Value> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+    assert_eq!(
+        postcard::to_allocvec(&meta).unwrap(),
+        postcard::to_allocvec(&map).unwrap()
+    );
+    assert_eq!(
+        serde_json::to_string(&meta).unwrap(),
+        serde_json::to_string(&map).unwrap()
+    );
+    assert_eq!(
+        meta.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+        ["a", "decorators", "is_test", "kind"]
+    );
+    let back: Meta = postcard::from_bytes(&postcard::to_allocvec(&meta).unwrap()).unwrap();
+    assert_eq!(back, meta);
+    // Keys arrive in any order; a repeated key keeps its last value, as a map's would.
+    let parsed: Meta = serde_json::from_str(r#"{"b": 1, "a": 2, "b": 3}"#).unwrap();
+    assert_eq!(format!("{parsed:?}"), r#"{"a": Number(2), "b": Number(3)}"#);
+    let mut m = meta.clone();
+    assert_eq!(m.insert("kind", json!("function")), Some(json!("method")));
+    assert_eq!(m.get("kind"), Some(&json!("function")));
+    assert_eq!(m.remove("a"), Some(json!(1)));
+    assert!(!m.contains_key("a") && m.contains_key("is_test"));
+    assert_eq!(
+        (m.len(), m.is_empty(), Meta::default().is_empty()),
+        (3, false, true)
+    );
 }
 
 #[test]

@@ -516,7 +516,7 @@ fn node_value(node: &Node) -> Value {
     let meta: serde_json::Map<String, serde_json::Value> = node
         .meta
         .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
+        .map(|(k, v)| (k.to_string(), v.clone()))
         .collect();
     obj.insert("meta", serde_json::Value::Object(meta));
     Value::Object(obj)

@@ -15,6 +15,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 use tree_sitter::{Language, Node, Query, QueryMatch, QueryPredicateArg};
 
@@ -39,7 +40,7 @@ pub enum Lang {
 }
 
 /// A definition's simple name and the qualifier written before it (`Foo` in `void Foo::bar()`).
-pub(crate) type QualifiedName = (String, Vec<String>);
+pub(crate) type QualifiedName = (CompactString, Vec<CompactString>);
 
 /// Per-language hooks that a query file cannot express.
 pub(crate) struct LangSpec {
@@ -370,9 +371,9 @@ pub(crate) fn unquote(s: &str) -> &str {
 }
 
 /// Definition name from the `name` field, for languages whose queries always capture it.
-pub(crate) fn name_field(node: Node<'_>, src: &str) -> Option<(String, Vec<String>)> {
+pub(crate) fn name_field(node: Node<'_>, src: &str) -> Option<QualifiedName> {
     node.child_by_field_name("name")
-        .map(|n| (text(n, src).to_string(), Vec::new()))
+        .map(|n| (CompactString::new(text(n, src)), Vec::new()))
 }
 
 #[cfg(test)]

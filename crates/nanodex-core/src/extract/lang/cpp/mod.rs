@@ -1,8 +1,9 @@
 //! C++: `#include` lines and the names of function definitions, which sit inside declarators.
 
+use compact_str::CompactString;
 use tree_sitter::Node;
 
-use super::{LangSpec, text, unquote};
+use super::{LangSpec, QualifiedName, text, unquote};
 use crate::extract::facts::Import;
 
 pub(super) static SPEC: LangSpec = LangSpec {
@@ -26,7 +27,7 @@ pub(super) fn imports(node: Node<'_>, src: &str, out: &mut Vec<Import>) {
             let module = unquote(text(path, src)).to_string();
             if !module.is_empty() {
                 out.push(Import {
-                    module,
+                    module: module.into(),
                     member: None,
                     alias: None,
                     level: 0,
@@ -46,7 +47,7 @@ pub(super) fn imports(node: Node<'_>, src: &str, out: &mut Vec<Import>) {
             let path = text(target, src);
             match (is_namespace, path.rsplit_once("::")) {
                 (true, _) => out.push(Import {
-                    module: path.to_string(),
+                    module: path.into(),
                     member: None,
                     alias: None,
                     level: 0,
@@ -55,8 +56,8 @@ pub(super) fn imports(node: Node<'_>, src: &str, out: &mut Vec<Import>) {
                     line,
                 }),
                 (false, Some((module, member))) => out.push(Import {
-                    module: module.to_string(),
-                    member: Some(member.to_string()),
+                    module: module.into(),
+                    member: Some(member.into()),
                     alias: None,
                     level: 0,
                     wildcard: false,
@@ -71,7 +72,7 @@ pub(super) fn imports(node: Node<'_>, src: &str, out: &mut Vec<Import>) {
 }
 
 /// Name and explicit qualifier of a `function_definition` (`void ns::Foo::bar() {}` → `bar`, `[ns, Foo]`).
-pub(super) fn function_name(node: Node<'_>, src: &str) -> Option<(String, Vec<String>)> {
+pub(super) fn function_name(node: Node<'_>, src: &str) -> Option<QualifiedName> {
     let mut decl = node.child_by_field_name("declarator")?;
     // Walk through pointer / reference / parenthesized declarators down to the function declarator.
     for _ in 0..16 {
@@ -79,7 +80,10 @@ pub(super) fn function_name(node: Node<'_>, src: &str) -> Option<(String, Vec<St
             let name = decl.child_by_field_name("declarator")?;
             let full = text(name, src);
             let full = full.split('<').next().unwrap_or(full);
-            let mut parts: Vec<String> = full.split("::").map(|p| p.trim().to_string()).collect();
+            let mut parts: Vec<CompactString> = full
+                .split("::")
+                .map(|p| CompactString::new(p.trim()))
+                .collect();
             let last = parts.pop()?;
             if last.is_empty() {
                 return None;

@@ -29,7 +29,7 @@ fn imports(node: Node<'_>, src: &str, out: &mut Vec<Import>) {
     let Some(path) = path else { return };
     if wildcard {
         out.push(Import {
-            module: path,
+            module: path.into(),
             member: None,
             alias: None,
             level: 0,
@@ -45,8 +45,8 @@ fn imports(node: Node<'_>, src: &str, out: &mut Vec<Import>) {
         None => (String::new(), path.clone()),
     };
     out.push(Import {
-        module,
-        member: Some(member),
+        module: module.into(),
+        member: Some(member.into()),
         alias: None,
         level: 0,
         wildcard: false,

@@ -18,9 +18,9 @@ pub(super) static SPEC: LangSpec = LangSpec {
 pub(super) fn imports(node: Node<'_>, src: &str, out: &mut Vec<Import>) {
     let line = node.start_position().row as u32 + 1;
     let import = |module: &str, member: Option<String>, alias: Option<String>| Import {
-        module: module.to_string(),
-        member,
-        alias,
+        module: module.into(),
+        member: member.map(Into::into),
+        alias: alias.map(Into::into),
         level: 0,
         wildcard: false,
         system: false,

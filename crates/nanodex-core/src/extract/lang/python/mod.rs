@@ -22,9 +22,9 @@ fn imports(node: Node<'_>, src: &str, out: &mut Vec<Import>) {
             for name in node.children_by_field_name("name", &mut cursor) {
                 let (module, alias) = dotted_and_alias(name, src);
                 out.push(Import {
-                    module,
+                    module: module.into(),
                     member: None,
-                    alias,
+                    alias: alias.map(Into::into),
                     level: 0,
                     wildcard: false,
                     system: false,
@@ -48,9 +48,9 @@ fn imports(node: Node<'_>, src: &str, out: &mut Vec<Import>) {
                 let (member, alias) = dotted_and_alias(name, src);
                 any = true;
                 out.push(Import {
-                    module: module.clone(),
-                    member: Some(member),
-                    alias,
+                    module: module.as_str().into(),
+                    member: Some(member.into()),
+                    alias: alias.map(Into::into),
                     level,
                     wildcard: false,
                     system: false,
@@ -64,7 +64,7 @@ fn imports(node: Node<'_>, src: &str, out: &mut Vec<Import>) {
                     .any(|c| c.kind() == "wildcard_import")
                 {
                     out.push(Import {
-                        module,
+                        module: module.into(),
                         member: None,
                         alias: None,
                         level,
