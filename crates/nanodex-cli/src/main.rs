@@ -610,6 +610,8 @@ async fn cmd_extract(
     json: bool,
 ) -> Result<ExitCode> {
     let cfg = config::load(common.config.as_deref())?;
+    // This process ends with the extraction: what an incremental run is done with is left to the exit.
+    nanodex_core::extract::set_exits_after_run(true);
     let (bar, sink, cancel) = progress_bar(json);
     let opts = pipeline::ExtractOptions {
         full,

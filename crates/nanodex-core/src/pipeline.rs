@@ -175,8 +175,11 @@ async fn extract_and_write(
         // the graph (a write that fails or is cancelled) only saves parsing next time.
         // The parsed files are freed there too, off this thread, before the write grows the store's memory.
         let (path, files) = (cache_path.to_path_buf(), extraction.files);
+        // A run that reused facts from the last one, unless it is forced to rebuild, is most likely an incremental
+        // write (a small one), and the freeing of its files may be left to the process's exit.
+        let incremental = !opts.full && report.reused > 0;
         let save_cache = tokio::task::spawn_blocking(move || {
-            drop(files);
+            extract::free_at_end(files, incremental);
             let t = Instant::now();
             match cache_bytes {
                 Some(bytes) => FactsCache::save_encoded(&path, &bytes),

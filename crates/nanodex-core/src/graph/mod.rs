@@ -25,7 +25,7 @@ use surrealdb::types::{Array, Object, RecordId, Value};
 
 use crate::config::{GraphConfig, Store};
 use crate::error::GraphError;
-use crate::extract::{CodeGraph, Edge, EdgeKind, Node, NodeType, ResolveStats, free_in_background};
+use crate::extract::{CodeGraph, Edge, EdgeKind, Node, NodeType, ResolveStats, free_at_end};
 use crate::fsutil::{FileLock, LockError, try_lock, write_atomic, write_atomic_parts};
 use crate::progress::{ProgressEvent, Sink};
 
@@ -54,12 +54,14 @@ const MAX_AUTO_WRITE_TASKS: usize = 4;
 const MAX_INCREMENTAL_RECORDS: usize = 30_000;
 
 /// Frees an owned graph off this thread, once (a borrowed one is the caller's). Dropping a JDK-sized graph takes
-/// tens of milliseconds, and its memory should be gone before the store's memtable flush.
-fn release(graph: &mut Cow<'_, CodeGraph>) {
+/// tens of milliseconds, and its memory should be gone before the store's memtable flush. `at_end`: the write
+/// allocates little after this (an incremental one), so a process that exits after its run leaves the graph to
+/// the exit ([`crate::extract::set_exits_after_run`]).
+fn release(graph: &mut Cow<'_, CodeGraph>, at_end: bool) {
     if let Cow::Owned(done) = graph {
         let done = std::mem::take(done);
         if !done.nodes.is_empty() || !done.edges.is_empty() {
-            free_in_background(done);
+            free_at_end(done, at_end);
         }
     }
 }
@@ -1082,7 +1084,7 @@ impl GraphStore {
             }
         };
         // An incremental write still holds an owned graph here; its drop stays out of the run.
-        release(&mut graph);
+        release(&mut graph, report.mode == "incremental");
         let generation = self.generation().await?;
         lap(&mut timings, "db");
         let db = self.current.clone().unwrap_or_default();
@@ -1338,7 +1340,7 @@ impl GraphStore {
                 self.insert_batches(graph, keyed, &name, sink).await?
             };
             // The state saved after the write is built from `keyed`, so an owned graph is not needed any more.
-            release(graph);
+            release(graph, false);
             self.db()
                 .query("UPSERT graph_state:current CONTENT { generation: $generation, info: $info, written_at: time::now() } RETURN NONE")
                 .bind(("generation", generation as i64))
