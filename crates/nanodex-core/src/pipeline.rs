@@ -203,8 +203,9 @@ async fn extract_and_write(
         report.timings_ms.insert("cache".into(), saved??);
         return Ok((report, Some(written), graph));
     }
-    // The parsed files are freed off this thread too (the JDK's are tens of megabytes of small allocations).
-    extract::free_in_background(extraction.files);
+    // The parsed files are freed off this thread too (the JDK's are tens of megabytes of small allocations), or
+    // left to the exit of a process that ends with this run: nothing follows.
+    extract::free_at_end(extraction.files, true);
     Ok((
         report,
         None,
@@ -230,12 +231,13 @@ async fn write_to_store(
     }
 }
 
-/// The graph when the caller keeps it; otherwise it is freed off this thread.
+/// The graph when the caller keeps it; otherwise it is freed off this thread (or left to the exit of a process
+/// that ends with this run: only a run without the store gets here, and nothing follows).
 fn keep_or_free(graph: CodeGraph, keep: bool) -> Option<CodeGraph> {
     if keep {
         Some(graph)
     } else {
-        extract::free_in_background(graph);
+        extract::free_at_end(graph, true);
         None
     }
 }
