@@ -494,9 +494,14 @@ fn signature(node: Node<'_>, src: &str) -> String {
 }
 
 /// Collapses runs of whitespace and truncates to `max` characters on a char boundary.
-/// [`collapse`] as an inline string: text that is already collapsed (no whitespace, within `max`) is copied once.
+/// [`collapse`] as an inline string: text that is already collapsed (ASCII without whitespace, within `max`) is
+/// copied once. Whitespace is what `split_whitespace` splits on, vertical tab included; any non-ASCII byte takes
+/// the general path, which also knows Unicode's spaces.
 fn collapse_compact(s: &str, max: usize) -> CompactString {
-    if s.len() <= max && !s.bytes().any(|b| b.is_ascii_whitespace()) {
+    if s.len() <= max
+        && s.bytes()
+            .all(|b| b.is_ascii() && !char::from(b).is_whitespace())
+    {
         CompactString::new(s)
     } else {
         collapse(s, max).into()

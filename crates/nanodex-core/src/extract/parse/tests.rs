@@ -47,6 +47,24 @@ fn render(facts: &FileFacts) -> String {
 }
 
 #[test]
+fn collapse_compact_is_collapse() {
+    for (s, max) in [
+        ("plain", 120),
+        ("", 120),
+        ("a  b\tc\nd", 120),
+        ("vertical\x0btab", 120),
+        ("no\u{a0}break", 120),
+        ("ideographic\u{3000}space", 120),
+        ("only\u{1c}control", 120),
+        ("exactly", 7),
+        ("truncated", 4),
+        ("crème brûlée", 6),
+    ] {
+        assert_eq!(collapse_compact(s, max), collapse(s, max), "{s:?} at {max}");
+    }
+}
+
+#[test]
 fn python_defs_refs_imports() {
     let src = r#""""Module doc.
 
