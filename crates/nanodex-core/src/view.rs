@@ -9,7 +9,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::brain::{BrainNode, BrainType, inside};
-use crate::extract::{CodeGraph, EdgeKind, Node, NodeType};
+use crate::extract::{CodeGraph, EdgeKind, Meta, Node, NodeType};
 use crate::secrets::Scanner;
 
 /// A package (directory, Java package, C++ namespace): a compound node holding modules and packages.
@@ -170,7 +170,7 @@ pub struct NodeView {
     /// All other relations (imports, extends, throws, members ...).
     pub relations: Vec<Relation>,
     /// Decorators, visibility, is_test ...
-    pub meta: BTreeMap<String, serde_json::Value>,
+    pub meta: Meta,
 }
 
 /// A symbol found by name.
@@ -439,11 +439,7 @@ pub fn node_view(index: &GraphIndex, brain: &[BrainNode], id: &str) -> Option<No
         callers: vec![],
         callees: vec![],
         relations: vec![],
-        meta: node
-            .meta
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect(),
+        meta: node.meta.clone(),
     };
     let mut groups: BTreeMap<(&'static str, &'static str), Vec<Link>> = BTreeMap::new();
     for edge in &index.graph.edges {
@@ -513,7 +509,7 @@ fn brain_node_view(index: &GraphIndex, b: &BrainNode) -> NodeView {
             direction: "out".into(),
             links,
         }],
-        meta: BTreeMap::new(),
+        meta: Meta::default(),
     }
 }
 

@@ -47,12 +47,24 @@ const BINARY_SNIFF: usize = 8000;
 
 /// Stable 16-hex-digit key from parts (blake3 of the parts joined by NUL).
 pub fn stable_key(parts: &[&str]) -> String {
-    let mut hasher = blake3::Hasher::new();
-    for part in parts {
-        hasher.update(part.as_bytes());
-        hasher.update(&[0]);
+    let parts: Vec<&[&str]> = parts.iter().map(std::slice::from_ref).collect();
+    compact_key_of_pieces(&parts).into()
+}
+
+/// `f` on a byte buffer of this thread's, emptied first: hashes that run a quarter of a million times per run (record
+/// keys, fingerprints, id hashes) build their input there instead of allocating it. A nested call gets an empty
+/// buffer of its own.
+pub(crate) fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    thread_local! {
+        static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
-    hasher.finalize().to_hex()[..16].to_string()
+    BUF.with(|buf| {
+        let mut bytes = buf.take();
+        bytes.clear();
+        let out = f(&mut bytes);
+        buf.replace(bytes);
+        out
+    })
 }
 
 /// [`stable_key`] of parts that are each given as pieces, hashed as if joined (no joined string is built), as an
@@ -61,21 +73,14 @@ pub(crate) fn compact_key_of_pieces(parts: &[&[&str]]) -> compact_str::CompactSt
     // The input is laid out in a buffer of the thread's and hashed in one call: keys are short, and blake3's
     // incremental hasher spent more on its per-call bookkeeping (and on the 64-digit hex of the whole hash) than on
     // hashing (a quarter of a million node and edge keys per JDK run).
-    thread_local! {
-        static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-    }
-    let hash = BUF.with(|buf| {
-        let mut bytes = buf.take();
-        bytes.clear();
+    let hash = with_scratch(|bytes| {
         for part in parts {
             for piece in *part {
                 bytes.extend_from_slice(piece.as_bytes());
             }
             bytes.push(0);
         }
-        let hash = blake3::hash(&bytes);
-        buf.replace(bytes);
-        hash
+        blake3::hash(bytes)
     });
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut hex = [0u8; 16];

@@ -25,7 +25,9 @@ use surrealdb::types::{Array, Object, RecordId, Value};
 
 use crate::config::{GraphConfig, Store};
 use crate::error::GraphError;
-use crate::extract::{CodeGraph, Edge, EdgeKind, Node, NodeType, ResolveStats, free_at_end};
+use crate::extract::{
+    CodeGraph, Edge, EdgeKind, Node, NodeType, ResolveStats, free_at_end, with_scratch,
+};
 use crate::fsutil::{FileLock, LockError, try_lock, write_atomic, write_atomic_parts};
 use crate::progress::{ProgressEvent, Sink};
 
@@ -541,21 +543,6 @@ fn edge_value(edge: &Edge, key: &str) -> Value {
     );
     obj.insert("confidence", edge.confidence as f64);
     Value::Object(obj)
-}
-
-/// `f` on a byte buffer of this thread's, emptied first: the hashes below build their input there, a quarter million
-/// times per write, instead of allocating it.
-fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
-    thread_local! {
-        static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-    }
-    BUF.with(|buf| {
-        let mut bytes = buf.take();
-        bytes.clear();
-        let out = f(&mut bytes);
-        buf.replace(bytes);
-        out
-    })
 }
 
 fn fingerprint<T: Serialize>(record: &T) -> u64 {
