@@ -45,7 +45,7 @@ pub(crate) enum Parsed {
 /// query takes about 0.1 s): the caller can then parse other files meanwhile instead of waiting.
 pub(crate) fn parse_or_defer(lang: Lang, src: &str) -> Parsed {
     let tree = parse_tree(lang, src);
-    if lang.query_unless_compiling().is_some() {
+    if lang.patterns().is_some() || lang.query_unless_compiling().is_some() {
         Parsed::Facts(finish_deferred(lang, tree, src))
     } else {
         Parsed::Deferred(tree)
@@ -63,7 +63,7 @@ pub(crate) fn finish_deferred(lang: Lang, tree: Option<Tree>, src: &str) -> File
             ..FileFacts::default()
         };
     };
-    facts_with(lang, &tree, src, true)
+    facts_with(lang, &tree, src, Engine::Fastest)
 }
 
 fn parse_tree(lang: Lang, src: &str) -> Option<Tree> {
@@ -105,15 +105,25 @@ struct RawFacts<'t> {
     config: Vec<(ConfigKind, Node<'t>, CompactString)>,
 }
 
-/// The facts of a parsed file. With `at_roots` (and a query whose pattern roots are known), the query runs only at
-/// the nodes its patterns can start at, found by one walk of the tree: the same matches as running it over the
-/// whole tree, for a quarter to a third less of the matching work (measured on the three bench corpora: the query
-/// cursor's own traversal updates its state at every node). Without, it runs over the whole tree.
-fn facts_with(lang: Lang, tree: &Tree, src: &str, at_roots: bool) -> FileFacts {
+/// Which engine runs a language's query file over a tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Engine {
+    /// nanodex's matcher ([`super::lang::Patterns`]) where it supports the query file, otherwise `QueryAtRoots`.
+    Fastest,
+    /// tree-sitter's query cursor, at the nodes the query's patterns can start at (found by one walk of the tree):
+    /// the same matches as running it over the whole tree, for a quarter to a third less of the matching work
+    /// (measured on the three bench corpora: the query cursor's own traversal updates its state at every node).
+    /// Over the whole tree when the query's pattern roots are unknown.
+    #[cfg_attr(not(test), allow(dead_code))]
+    QueryAtRoots,
+    /// tree-sitter's query cursor over the whole tree.
+    #[cfg_attr(not(test), allow(dead_code))]
+    QueryWholeTree,
+}
+
+/// The facts of a parsed file, the query file run by `engine`.
+fn facts_with<'t>(lang: Lang, tree: &'t Tree, src: &str, engine: Engine) -> FileFacts {
     let spec = lang.spec();
-    let compiled = lang.query();
-    let query = &compiled.query;
-    let names = query.capture_names();
     let root = tree.root_node();
     let mut facts = FileFacts {
         n_lines: count_lines(src),
@@ -122,23 +132,49 @@ fn facts_with(lang: Lang, tree: &Tree, src: &str, at_roots: bool) -> FileFacts {
     };
 
     let mut raw = RawFacts::default();
-    let mut cursor = QueryCursor::new();
-    if let (true, Some(roots)) = (at_roots, compiled.roots.as_deref()) {
-        // Matches start at the node itself; the query still descends as far as its patterns reach.
-        cursor.set_max_start_depth(Some(0));
-        for node in root_nodes(root, roots) {
-            let mut matches = cursor.matches(query, node, src.as_bytes());
-            while let Some(m) = matches.next() {
-                if compiled.kinds_hold(m) {
-                    collect_match(m, names, spec, src, &mut raw, &mut facts);
-                }
+    match (engine, lang.patterns()) {
+        (Engine::Fastest, Some(patterns)) => {
+            let mut cursor = root.walk();
+            for node in root_nodes(root, &patterns.roots) {
+                patterns.matches_at(node, src, &mut cursor, &mut |_, captures| {
+                    let captures = captures
+                        .iter()
+                        .map(|(capture, node)| (patterns.capture_name(*capture), *node));
+                    collect_match(captures, spec, src, &mut raw, &mut facts);
+                });
             }
         }
-    } else {
-        let mut matches = cursor.matches(query, root, src.as_bytes());
-        while let Some(m) = matches.next() {
-            if compiled.kinds_hold(m) {
-                collect_match(m, names, spec, src, &mut raw, &mut facts);
+        _ => {
+            let compiled = lang.query();
+            let query = &compiled.query;
+            let names = query.capture_names();
+            let mut collect = |m: &QueryMatch<'_, 't>| {
+                if compiled.kinds_hold(m) {
+                    let captures = m
+                        .captures()
+                        .iter()
+                        .map(|c| (names[c.index as usize], c.node));
+                    collect_match(captures, spec, src, &mut raw, &mut facts);
+                }
+            };
+            let mut cursor = QueryCursor::new();
+            match (engine, compiled.roots.as_deref()) {
+                (Engine::QueryWholeTree, _) | (_, None) => {
+                    let mut matches = cursor.matches(query, root, src.as_bytes());
+                    while let Some(m) = matches.next() {
+                        collect(m);
+                    }
+                }
+                (_, Some(roots)) => {
+                    // Matches start at the node itself; the query still descends as far as its patterns reach.
+                    cursor.set_max_start_depth(Some(0));
+                    for node in root_nodes(root, roots) {
+                        let mut matches = cursor.matches(query, node, src.as_bytes());
+                        while let Some(m) = matches.next() {
+                            collect(m);
+                        }
+                    }
+                }
             }
         }
     }
@@ -313,10 +349,10 @@ fn root_nodes_by_cursor<'t>(root: Node<'t>, roots: &[bool]) -> Vec<Node<'t>> {
     found
 }
 
-/// Adds one query match to the raw facts (imports and the package go straight to `facts`).
-fn collect_match<'t>(
-    m: &QueryMatch<'_, 't>,
-    names: &[&str],
+/// Adds one query match, given as its captures' names and nodes, to the raw facts (imports and the package go
+/// straight to `facts`).
+fn collect_match<'n, 't>(
+    captures: impl Iterator<Item = (&'n str, Node<'t>)>,
     spec: &LangSpec,
     src: &str,
     raw: &mut RawFacts<'t>,
@@ -328,16 +364,15 @@ fn collect_match<'t>(
     let mut local_name = None;
     let mut local_type = None;
     let mut config_key = None;
-    for cap in m.captures() {
-        let cap_name = names[cap.index as usize];
+    for (cap_name, cap_node) in captures {
         match cap_name {
-            "name" => name_node = Some(cap.node),
-            "receiver" => receiver = Some(cap.node),
-            "local.name" => local_name = Some(cap.node),
-            "local.type" => local_type = Some(cap.node),
-            "config.key" => config_key = Some(cap.node),
+            "name" => name_node = Some(cap_node),
+            "receiver" => receiver = Some(cap_node),
+            "local.name" => local_name = Some(cap_node),
+            "local.type" => local_type = Some(cap_node),
+            "config.key" => config_key = Some(cap_node),
             _ if cap_name.starts_with('_') => {}
-            _ => main = Some((cap_name, cap.node)),
+            _ => main = Some((cap_name, cap_node)),
         }
     }
     let Some((main_name, node)) = main else {
@@ -853,4 +888,4 @@ fn error_lines(root: Node<'_>) -> Vec<u32> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

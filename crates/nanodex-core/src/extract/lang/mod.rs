@@ -8,6 +8,7 @@ mod c;
 mod cpp;
 mod java;
 mod javascript;
+mod pattern;
 mod python;
 mod typescript;
 
@@ -20,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use tree_sitter::{Language, Node, Query, QueryMatch, QueryPredicateArg};
 
 use super::facts::Import;
+pub(crate) use pattern::Patterns;
 
 /// A supported source language.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -167,6 +169,16 @@ impl Lang {
                 kinds,
             }
         })
+    }
+
+    /// The language's query file compiled by nanodex's own matcher ([`pattern`]), once per process; `None` when
+    /// the file uses what that matcher does not support, and tree-sitter's query engine ([`Lang::query`]) runs it.
+    pub(crate) fn patterns(self) -> Option<&'static Patterns> {
+        static PATTERNS: [OnceLock<Option<Patterns>>; Lang::ALL.len()] =
+            [const { OnceLock::new() }; Lang::ALL.len()];
+        PATTERNS[self.index()]
+            .get_or_init(|| Patterns::compile(&self.grammar(), self.spec().query_src).ok())
+            .as_ref()
     }
 
     /// The compiled query, or `None` while [`compile_queries_in_background`]'s thread is compiling it (so the
@@ -326,13 +338,14 @@ fn pattern_roots(language: &Language, query: &Query, src: &str) -> Option<Vec<bo
 /// Compiles the query files of `langs` (repeats allowed) on a thread per language, once per process, while the
 /// caller goes on (opening the store, walking, hashing, parsing trees); the first file of a language that needs its
 /// query then waits only for what is left. tree-sitter analyses a query against the whole grammar: C++'s takes
-/// 55 ms, Python's 17 ms, Java's 10 ms, which a one-file re-extraction otherwise spends on its critical path.
+/// 55 ms, Python's 17 ms, Java's 10 ms, which a one-file re-extraction otherwise spends on its critical path. Only a
+/// language whose query file nanodex's own matcher declines ([`Lang::patterns`]) needs tree-sitter's compiled query.
 pub fn compile_queries_in_background(langs: impl IntoIterator<Item = Lang>) {
     static STARTED: [AtomicBool; Lang::ALL.len()] =
         [const { AtomicBool::new(false) }; Lang::ALL.len()];
     for lang in langs {
         let idx = lang.index();
-        if !STARTED[idx].swap(true, Ordering::Relaxed) {
+        if lang.patterns().is_none() && !STARTED[idx].swap(true, Ordering::Relaxed) {
             COMPILING[idx].store(true, Ordering::Release);
             let spawned = std::thread::Builder::new()
                 .name(format!("nanodex-query-{}", lang.as_str()))

@@ -299,8 +299,8 @@ def home():
     }
 }
 
-/// Every source file under `dir`, recursively, that has a language.
-fn sources_under(dir: &std::path::Path, out: &mut Vec<(Lang, String, String)>) {
+/// Every source file under `dir`, recursively, that has a language, with its path, decoded lossily.
+pub(crate) fn sources_under(dir: &std::path::Path, out: &mut Vec<(Lang, String, String)>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -364,9 +364,14 @@ fn query_at_pattern_roots_equals_whole_tree() {
     ));
     for (lang, name, src) in &sources {
         let tree = parse_tree(*lang, src).expect("parsed");
-        let at_roots = facts_with(*lang, &tree, src, true);
-        let whole = facts_with(*lang, &tree, src, false);
+        let at_roots = facts_with(*lang, &tree, src, Engine::QueryAtRoots);
+        let whole = facts_with(*lang, &tree, src, Engine::QueryWholeTree);
         assert_eq!(at_roots, whole, "{name}");
+        assert_eq!(
+            facts_with(*lang, &tree, src, Engine::Fastest),
+            at_roots,
+            "{name}"
+        );
         // A parse deferred while the query compiled ends with the same facts.
         assert_eq!(
             finish_deferred(*lang, Some(tree.clone()), src),
@@ -401,8 +406,17 @@ fn query_at_pattern_roots_equals_whole_tree_on_the_standard_library() {
     let mut chained = 0;
     for (lang, name, src) in &sources {
         let tree = parse_tree(*lang, src).expect("parsed");
-        let at_roots = facts_with(*lang, &tree, src, true);
-        assert_eq!(at_roots, facts_with(*lang, &tree, src, false), "{name}");
+        let at_roots = facts_with(*lang, &tree, src, Engine::QueryAtRoots);
+        assert_eq!(
+            at_roots,
+            facts_with(*lang, &tree, src, Engine::QueryWholeTree),
+            "{name}"
+        );
+        assert_eq!(
+            facts_with(*lang, &tree, src, Engine::Fastest),
+            at_roots,
+            "{name}"
+        );
         chained += at_roots
             .refs
             .windows(2)
