@@ -509,7 +509,8 @@ pub fn run_walked(
         .unwrap_or_else(|| "repository".into());
     let (graph, cache) = std::thread::scope(|scope| {
         let cache = encode_cache.then(|| scope.spawn(|| FactsCache::encode(&files, size_hint)));
-        let graph = resolve::build_graph(&repo_name, &files, &deps);
+        // On the parse threads: the same count as configured, and the same allocator arenas.
+        let graph = pool.install(|| resolve::build_graph(&repo_name, &files, &deps));
         let cache =
             cache.and_then(
                 |h| match h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)) {
