@@ -383,25 +383,15 @@ fn tokenize(src: &str) -> Result<Vec<Token>, String> {
                 let end = src[at..].find('\n').map_or(src.len(), |n| at + n);
                 skip_to(&mut chars, end);
             }
-            '(' => {
+            '(' | ')' | '[' | ']' | '.' => {
                 chars.next();
-                tokens.push(Token::Open);
-            }
-            ')' => {
-                chars.next();
-                tokens.push(Token::Close);
-            }
-            '[' => {
-                chars.next();
-                tokens.push(Token::OpenAlt);
-            }
-            ']' => {
-                chars.next();
-                tokens.push(Token::CloseAlt);
-            }
-            '.' => {
-                chars.next();
-                tokens.push(Token::Anchor);
+                tokens.push(match c {
+                    '(' => Token::Open,
+                    ')' => Token::Close,
+                    '[' => Token::OpenAlt,
+                    ']' => Token::CloseAlt,
+                    _ => Token::Anchor,
+                });
             }
             '"' => {
                 chars.next();
