@@ -3,7 +3,7 @@ use tree_sitter::{Parser, Query, QueryCursor, Tree};
 
 use super::*;
 use crate::extract::lang::Lang;
-use crate::extract::parse::tests::sources_under;
+use crate::extract::parse::tests::fixture_sources;
 
 /// A match as both engines can report it: pattern index and captures (name, node position and id), sorted.
 type Found = (usize, Vec<(String, usize, usize, usize)>);
@@ -219,14 +219,7 @@ fn compile_declines_what_it_does_not_support() {
 /// for one, on every fixture source and on a part of the Python standard library.
 #[test]
 fn query_files_match_as_tree_sitter_does() {
-    let fixtures =
-        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures");
-    let mut sources = Vec::new();
-    sources_under(&fixtures, &mut sources);
-    let stdlib = nanodex_tests::python_stdlib();
-    for package in ["json", "email", "asyncio", "logging"] {
-        sources_under(&stdlib.join(package), &mut sources);
-    }
+    let sources = fixture_sources(&["json", "email", "asyncio", "logging"]);
     let mut by_lang = std::collections::BTreeMap::<Lang, usize>::new();
     for (lang, name, src) in &sources {
         let patterns = lang

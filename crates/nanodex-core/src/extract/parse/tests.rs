@@ -315,15 +315,27 @@ pub(crate) fn sources_under(dir: &std::path::Path, out: &mut Vec<(Lang, String, 
     }
 }
 
+/// The fixture sources (all six languages), then those of the named packages of the Python standard library.
+pub(crate) fn fixture_sources(stdlib_packages: &[&str]) -> Vec<(Lang, String, String)> {
+    let mut sources = Vec::new();
+    let fixtures =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures");
+    sources_under(&fixtures, &mut sources);
+    if !stdlib_packages.is_empty() {
+        let stdlib = nanodex_tests::python_stdlib();
+        for package in stdlib_packages {
+            sources_under(&stdlib.join(package), &mut sources);
+        }
+    }
+    sources
+}
+
 /// Running the query only at its pattern roots gives exactly the facts of running it over the whole tree: on every
 /// fixture source (all six languages, a file with syntax errors, Latin-1 text) and on shapes where matches nest
 /// (calls in calls, raises of calls, classes in functions, deep nesting, recovered errors).
 #[test]
 fn query_at_pattern_roots_equals_whole_tree() {
-    let fixtures =
-        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures");
-    let mut sources = Vec::new();
-    sources_under(&fixtures, &mut sources);
+    let mut sources = fixture_sources(&[]);
     let langs: std::collections::BTreeSet<Lang> = sources.iter().map(|(l, _, _)| *l).collect();
     assert_eq!(
         langs.len(),
@@ -437,13 +449,7 @@ fn query_at_pattern_roots_equals_whole_tree_on_the_standard_library() {
 /// deep nesting and a file with syntax errors.
 #[test]
 fn root_walk_matches_the_tree_cursor() {
-    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let mut sources = Vec::new();
-    sources_under(&root.join("tests/fixtures"), &mut sources);
-    let stdlib = nanodex_tests::python_stdlib();
-    for package in ["json", "email", "asyncio"] {
-        sources_under(&stdlib.join(package), &mut sources);
-    }
+    let mut sources = fixture_sources(&["json", "email", "asyncio"]);
     let depth = 5_000;
     sources.push((
         Lang::Cpp,
