@@ -32,7 +32,7 @@ static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// class of the arena is split into 16 shards with a lock and a current slab each, threads spread over them: the
 /// parse threads then no longer wait on one lock when their caches fill or empty, and the JDK's `extract
 /// --no-store` ran 3% faster on 2 cores (1.96 against 2.02 s) at the same peak RSS (370-374 MiB on a full build).
-/// A worker thread with an arena of its own gained as much, but the facts then lay among freed tree blocks that
+/// A worker thread with an arena of its own gained about 5%, but the facts then lay among freed tree blocks that
 /// the store's write could not reuse: the full build peaked 60-70 MiB higher.
 #[allow(non_upper_case_globals)]
 #[unsafe(export_name = "_rjem_malloc_conf")]

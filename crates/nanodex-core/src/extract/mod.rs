@@ -509,7 +509,7 @@ pub fn run_walked(
         .unwrap_or_else(|| "repository".into());
     let (graph, cache) = std::thread::scope(|scope| {
         let cache = encode_cache.then(|| scope.spawn(|| FactsCache::encode(&files, size_hint)));
-        // On the parse threads: the same count as configured, and the same allocator arenas.
+        // On the parse threads: the configured thread count, and threads whose allocator caches are warm.
         let graph = pool.install(|| resolve::build_graph(&repo_name, &files, &deps));
         let cache =
             cache.and_then(
